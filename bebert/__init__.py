@@ -1,0 +1,1 @@
+"""BEBERT: binary ensemble BERT, from training to hardware."""

@@ -1,0 +1,144 @@
+"""``bebert``: the model side's command line (train, evaluate, export, and the built-in demo).
+
+Every problem with the user's input arrives as a BebertError and is printed as one sentence with
+exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from .errors import BebertError
+
+DEMO_RECIPE = "demo"
+
+
+def _builtin_recipe(name: str) -> Path:
+    return Path(str(resources.files("bebert.recipes").joinpath(f"{name}.yaml")))
+
+
+def _recipe_from_args(args):
+    from .recipe import load_recipe
+
+    path = Path(args.recipe)
+    if not path.exists() and _builtin_recipe(args.recipe).is_file():
+        path = _builtin_recipe(args.recipe)
+    recipe = load_recipe(path)
+    changes = {k: v for k, v in (("train_subset", args.subset), ("seed", args.seed), ("quant", args.quant)) if v is not None}
+    return recipe.replace(**changes) if changes else recipe
+
+
+def cmd_train(args) -> int:
+    from .pipeline import run_recipe
+    from .train import init_world
+
+    recipe = _recipe_from_args(args)
+    world = init_world()
+    run_recipe(recipe, args.out, glue_dir=args.glue_dir, resume=args.resume, world=world)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from . import glue
+    from .backbone import load_tokenizer
+    from .data import encode
+    from .export import load_model
+    from .pipeline import evaluate
+
+    model, manifest = load_model(args.artifact)
+    task = args.task or manifest.get("task", {}).get("name")
+    if task is None:
+        raise BebertError(f"Artifact {args.artifact} names no task; pass --task.")
+    spec = glue.task_spec(task)
+    recipe = manifest.get("recipe", {})
+    tokenizer = load_tokenizer(args.backbone or recipe.get("backbone"))
+    rows = glue.load_split(spec.name, args.split, args.glue_dir)
+    split = encode(rows, tokenizer, recipe.get("max_length", 128), spec.is_regression)
+    started = time.perf_counter()
+    metrics = evaluate(model, split, spec.name)
+    took = time.perf_counter() - started
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+    print(f"{spec.name} {args.split} ({len(rows)} rows, {took:.1f} s): {shown}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """The built-in default flow: short fine-tune, binarize with distillation, export, reload, check."""
+    import torch
+
+    from . import glue
+    from .export import load_model
+    from .pipeline import load_data, predict_logits, run_recipe
+    from .backbone import load_tokenizer
+    from .recipe import load_recipe
+
+    recipe = load_recipe(_builtin_recipe(DEMO_RECIPE))
+    started = time.perf_counter()
+    results = run_recipe(recipe, args.out, glue_dir=args.glue_dir, resume=True)
+    model, manifest = load_model(Path(args.out) / "artifact")
+    _, dev = load_data(recipe, load_tokenizer(recipe.backbone), args.glue_dir)
+    reloaded = glue.score(recipe.task, predict_logits(model, dev).argmax(-1), dev.labels)
+    size = sum(f.stat().st_size for f in (Path(args.out) / "artifact").iterdir())
+    teacher_size = (Path(args.out) / "teacher" / "model.pt").stat().st_size
+    print()
+    print(f"demo ({recipe.task}, {results['train_rows']} training rows, {results['dev_rows']} dev rows):")
+    print(f"  fp32 teacher     {results['metric']} {results['teacher']['dev'][results['metric']]:.2f}")
+    print(f"  binary {results['bits']}   {results['metric']} {results['student']['dev'][results['metric']]:.2f}")
+    print(f"  reloaded artifact {results['metric']} {reloaded:.2f} (must equal the line above)")
+    print(f"  artifact {size / 1e6:.2f} MB vs fp32 checkpoint {teacher_size / 1e6:.2f} MB "
+          f"({teacher_size / size:.1f}x smaller)")
+    print(f"  wall time {time.perf_counter() - started:.0f} s, torch threads {torch.get_num_threads()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bebert", description="Train, evaluate and export binary BERTs (BEBERT).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_option(p):
+        p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue "
+                                          "beside the repository)")
+
+    p = sub.add_parser("train", help="fine-tune the fp32 teacher, distill the binary student, export it")
+    p.add_argument("--recipe", required=True, help="recipe YAML file, or a built-in name (demo, sst2-w1e1a4, ...)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, results.json, artifact/)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--subset", type=int, help="train on this many seeded-random training rows (recorded)")
+    p.add_argument("--seed", type=int, help="override the recipe's seed")
+    p.add_argument("--quant", help="override the student's quantization (w1e1a4, w1e1a1, or a YAML file)")
+    data_option(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate an exported artifact on a GLUE split")
+    p.add_argument("--artifact", required=True)
+    p.add_argument("--task", help="GLUE task (default: the one in the artifact)")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--backbone", help="tokenizer directory (default: the recipe's backbone)")
+    data_option(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="the built-in default flow on a small SST-2 subset")
+    p.add_argument("--out", default="runs/demo", help="run directory (resumed if it exists)")
+    data_option(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BebertError as exc:
+        print(f"bebert: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bebert: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""A training recipe: everything that decides a run's result, in one YAML file that the run records.
+
+A recipe names the GLUE task, the backbone, the data (sequence length, optional training subset),
+the seed, the full-precision teacher's stages and the binary student's stages. Each stage is an
+objective (``task``, ``kd_hidden``, ``kd_pred``; see objectives.py), a number of epochs and a
+peak learning rate. ``ternary`` stages, when given, train a ternary model first and split it
+into the binary student (BinaryBERT's ternary weight splitting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import BebertError
+from .glue import task_spec
+from .objectives import OBJECTIVES
+
+
+@dataclass(frozen=True)
+class Stage:
+    objective: str
+    epochs: int
+    lr: float
+    warmup: float = 0.1  # fraction of the stage's steps spent warming the learning rate up
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise BebertError(f"Stage objective must be one of {list(OBJECTIVES)}, not {self.objective!r}.")
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise BebertError(f"Stage epochs must be a positive integer, not {self.epochs!r}.")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise BebertError(f"Stage learning rate must be a positive number, not {self.lr!r}.")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    task: str
+    quant: str = "w1e1a4"
+    backbone: str = "minilm"
+    max_length: int = 128
+    batch_size: int = 32
+    seed: int = 42
+    train_subset: int | None = None  # train on this many seeded-random training rows (None: all)
+    checkpoint_every: int = 200  # optimizer steps between checkpoints, besides one per epoch
+    teacher: tuple[Stage, ...] = (Stage("task", 3, 1e-4),)
+    ternary: tuple[Stage, ...] = ()
+    student: tuple[Stage, ...] = (Stage("kd_hidden", 1, 5e-4), Stage("kd_pred", 1, 1e-4))
+
+    def __post_init__(self):
+        task_spec(self.task)  # raises for an unknown task
+        for name in ("max_length", "batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise BebertError(f"Recipe setting {name} must be a positive integer, not {value!r}.")
+        if self.train_subset is not None and not (isinstance(self.train_subset, int) and self.train_subset >= 1):
+            raise BebertError(f"Recipe setting train_subset must be a positive integer or null, not {self.train_subset!r}.")
+        if not self.teacher or not self.student:
+            raise BebertError("A recipe needs at least one teacher stage and one student stage.")
+
+    def replace(self, **changes) -> "Recipe":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {k: [dataclasses.asdict(s) for s in getattr(self, k)]
+                                           for k in ("teacher", "ternary", "student")}
+
+    @classmethod
+    def from_dict(cls, data, source: str = "the recipe") -> "Recipe":
+        if not isinstance(data, dict):
+            raise BebertError(f"{source} must be a mapping of settings.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BebertError(f"{source} has unknown setting(s) {unknown}; known: {sorted(known)}.")
+        data = dict(data)
+        for key in ("teacher", "ternary", "student"):
+            if key in data:
+                stages = data[key] or []
+                try:
+                    data[key] = tuple(Stage(**s) for s in stages)
+                except TypeError as exc:
+                    raise BebertError(f"{source}: a {key} stage is malformed ({exc}).") from None
+        return cls(**data)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise BebertError(f"Recipe {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise BebertError(f"Recipe {path} is not valid YAML ({exc.__class__.__name__}).") from None
+    return Recipe.from_dict(data, f"Recipe {path}")

@@ -1,0 +1,186 @@
+"""The training loop of one stage: resumable, seeded, data-parallel under ``torchrun``.
+
+Resumability: a checkpoint (model, optimizer, schedule, RNG, position in the epoch) is written
+every ``checkpoint_every`` steps and at the end of every epoch; the order of an epoch is a pure
+function of (seed, epoch), so a resumed run skips the batches already seen and continues with
+the same data, the same dropout masks and the same learning rate as an uninterrupted one.
+
+Data parallelism: under ``torchrun --nproc_per_node N`` every process takes every N-th row of
+each global batch and DistributedDataParallel averages the gradients (gloo on CPU, NCCL on GPU).
+Only rank 0 writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import EncodedSplit, collate, epoch_order, inference_batches
+from .model import QuantBert
+from .objectives import NEEDS_TEACHER, objective_loss
+from .recipe import Stage
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_world() -> World:
+    """Join the process group when started by torchrun, else a world of one."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return World(dist.get_rank(), dist.get_world_size()) if size > 1 else World()
+
+
+def device_for(world: World) -> torch.device:
+    if torch.cuda.is_available():
+        index = int(os.environ.get("LOCAL_RANK", world.rank)) % torch.cuda.device_count()
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def barrier(world: World) -> None:
+    if world.size > 1:
+        dist.barrier()
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            # No weight decay on biases, LayerNorm, and quantizer steps/shifts (decay would shrink them).
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
+def _linear_schedule(optimizer, total_steps: int, warmup: float):
+    warm = max(1, int(total_steps * warmup))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / warm if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm)))
+
+
+@torch.no_grad()
+def calibrate(model: QuantBert, train: EncodedSplit, batch_size: int, seed: int) -> None:
+    """Give every activation quantizer its data-driven initial step from one training batch."""
+    was_training = model.training
+    model.eval()
+    idx = epoch_order(len(train), seed, 0)[:batch_size]
+    batch = collate(train, idx)
+    model(batch["input_ids"].to(_device_of(model)), batch["attention_mask"].to(_device_of(model)),
+          batch["token_type_ids"].to(_device_of(model)))
+    model.train(was_training)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def predict_logits(model: QuantBert, split: EncodedSplit, batch_size: int = 64) -> np.ndarray:
+    """Logits for every row of ``split``, in the split's order, from the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    out = np.zeros((len(split), model.dims.num_labels), dtype=np.float32)
+    for idx, batch in inference_batches(split, batch_size):
+        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                       batch["token_type_ids"].to(device)).logits
+        out[idx] = logits.float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_size: int, seed: int,
+                stage_dir: Path, world: World, teacher: QuantBert | None = None, regression: bool = False,
+                checkpoint_every: int = 200, desc: str = "") -> dict:
+    """Run one stage to completion (or resume it from ``stage_dir/checkpoint.pt``); returns its stats."""
+    if stage.objective in NEEDS_TEACHER and teacher is None:
+        raise ValueError(f"objective {stage.objective} needs a teacher")
+    device = _device_of(model)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = stage_dir / "checkpoint.pt"
+    local_batch = max(1, batch_size // world.size)
+    steps_per_epoch = len(train) // batch_size or 1
+    total_steps = steps_per_epoch * stage.epochs
+
+    calibrate(model, train, local_batch, seed)  # before DDP wraps it, which then broadcasts rank 0's steps
+    optimizer = _optimizer(model, stage.lr)
+    schedule = _linear_schedule(optimizer, total_steps, stage.warmup)
+    epoch, step_in_epoch, elapsed = 0, 0, 0.0
+    torch.manual_seed(seed)
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        epoch, step_in_epoch, elapsed = state["epoch"], state["step_in_epoch"], state["elapsed"]
+        torch.set_rng_state(state["rng"])
+
+    # Stage 1 of distillation leaves the head without gradients; DDP must be told so.
+    wrapped = (nn.parallel.DistributedDataParallel(model, find_unused_parameters=stage.objective == "kd_hidden")
+               if world.size > 1 else model)
+    if teacher is not None:
+        teacher.eval()
+    model.train()
+
+    def save_checkpoint():
+        if world.is_main:
+            atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "schedule": schedule.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
+                         "elapsed": elapsed, "rng": torch.get_rng_state()}, checkpoint_path)
+
+    losses = []
+    progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch + step_in_epoch, desc=desc,
+                    disable=not world.is_main, dynamic_ncols=True, mininterval=2.0)
+    while epoch < stage.epochs:
+        order = epoch_order(len(train), seed, epoch)
+        started = time.perf_counter()
+        while step_in_epoch < steps_per_epoch:
+            rows = order[step_in_epoch * batch_size:(step_in_epoch + 1) * batch_size]
+            rows = rows[world.rank::world.size] if world.size > 1 else rows
+            batch = {k: v.to(device) for k, v in collate(train, rows).items()}
+            inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            with torch.no_grad():
+                teacher_out = teacher(*inputs) if teacher is not None else None
+            loss = objective_loss(stage.objective, wrapped(*inputs), teacher_out, batch, regression)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            step_in_epoch += 1
+            losses.append(loss.item())
+            progress.update(1)
+            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
+            if step_in_epoch % checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
+                elapsed += time.perf_counter() - started
+                started = time.perf_counter()
+                save_checkpoint()
+        elapsed += time.perf_counter() - started
+        epoch, step_in_epoch = epoch + 1, 0
+        save_checkpoint()
+    progress.close()
+    barrier(world)
+    return {"objective": stage.objective, "epochs": stage.epochs, "lr": stage.lr, "steps": total_steps,
+            "final_loss": float(np.mean(losses[-50:])) if losses else None, "wall_s": round(elapsed, 1)}

@@ -1,0 +1,1 @@
+"""Amaranth accelerator, cost models and design-space exploration (installed as bebert.hw)."""

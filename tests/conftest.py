@@ -1,0 +1,56 @@
+"""Shared fixtures of the test suite: a tiny real Hugging Face BERT on disk, and the GLUE folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+# Tiny backbone shape, importable by tests that need to know it (e.g. to size expectations).
+TINY_HIDDEN = 32
+TINY_LAYERS = 2
+TINY_HEADS = 4
+TINY_INTERMEDIATE = 64
+TINY_MAX_POSITION = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A tiny but real Hugging Face BERT directory, loadable with ``bebert.backbone.load_backbone(dir)``.
+
+    ``transformers.BertModel`` (with pooler) built from ``BertConfig(vocab_size=30522 (MiniLM's
+    tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    max_position_embeddings=64, hidden_act="gelu")``, randomly initialised under
+    ``torch.manual_seed(0)`` and written with ``save_pretrained`` (config.json + model.safetensors),
+    plus the all-MiniLM-L6-v2 tokenizer (vocab.txt, tokenizer.json, ...) saved into the same folder.
+    Built once per session, offline; treat it as read-only (copy it before changing anything).
+    """
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from bebert.backbone import default_backbone_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(default_backbone_dir())
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=TINY_LAYERS,
+        num_attention_heads=TINY_HEADS,
+        intermediate_size=TINY_INTERMEDIATE,
+        max_position_embeddings=TINY_MAX_POSITION,
+        hidden_act="gelu",
+    )
+    torch.manual_seed(0)
+    model = BertModel(config)
+    path = tmp_path_factory.mktemp("tiny_bert")
+    model.save_pretrained(path)  # transformers 5 always writes model.safetensors
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    """The shared GLUE folder (holding SST-2/, MRPC/, ...), found by ``bebert.glue.resolve_glue_dir()``."""
+    from bebert.glue import resolve_glue_dir
+
+    return resolve_glue_dir()
