@@ -22,10 +22,6 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.input_ids)
 
-    def subset(self, indices) -> "EncodedSplit":
-        return EncodedSplit([self.input_ids[i] for i in indices], [self.token_type_ids[i] for i in indices],
-                            self.labels[np.asarray(indices, dtype=np.int64)], self.pad_id)
-
 
 def encode(examples: list[GlueExample], tokenizer, max_length: int, regression: bool = False) -> EncodedSplit:
     """Tokenize single sentences or pairs with the checkpoint's own tokenizer, truncated to max_length."""

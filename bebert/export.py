@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .artifact import ArtifactError, read_artifact, write_artifact
+from .errors import BebertError
 from .model import BertDims, QuantBert
 from .qconfig import QuantConfig
 from .qlayers import QuantEmbedding, QuantLinear
@@ -162,10 +163,12 @@ def load_ensemble(directory: str | Path) -> tuple[list[tuple[QuantBert, float]],
         raise ArtifactError(f"{where} describes a {manifest.get('kind')!r}, not a {ARTIFACT_KIND!r}.")
     try:
         dims = BertDims(**manifest["model"])
+        bad = [k for k, v in dims.to_dict().items() if not isinstance(v, float) and type(v) is not int]
+        if bad:
+            raise ValueError(f"model dimension(s) {bad} are not numbers")
         qc = QuantConfig.from_dict(manifest["quant"], str(where))
-        members = manifest["members"]
-        prefixes = [(m["prefix"], float(m["weight"])) for m in members]
-    except (KeyError, TypeError) as exc:
+        prefixes = [(str(m["prefix"]), float(m["weight"])) for m in manifest["members"]]
+    except (KeyError, TypeError, ValueError, BebertError) as exc:
         raise ArtifactError(f"{where} lacks a valid model description ({exc}).") from None
     if not prefixes:
         raise ArtifactError(f"{where} lists no ensemble members.")

@@ -56,11 +56,12 @@ def load_model_checkpoint(path: Path, device="cpu") -> QuantBert:
 def load_data(recipe: Recipe, tokenizer, glue_dir=None) -> tuple[EncodedSplit, EncodedSplit]:
     """(training rows, dev rows), the training rows cut to a seeded random subset if the recipe says so."""
     spec = glue.task_spec(recipe.task)
-    train = encode(glue.load_split(recipe.task, "train", glue_dir), tokenizer, recipe.max_length, spec.is_regression)
+    train_rows = glue.load_split(recipe.task, "train", glue_dir)
+    if recipe.train_subset is not None and recipe.train_subset < len(train_rows):
+        keep = np.sort(np.random.default_rng(recipe.seed).permutation(len(train_rows))[:recipe.train_subset])
+        train_rows = [train_rows[i] for i in keep]
+    train = encode(train_rows, tokenizer, recipe.max_length, spec.is_regression)
     dev = encode(glue.load_split(recipe.task, "dev", glue_dir), tokenizer, recipe.max_length, spec.is_regression)
-    if recipe.train_subset is not None and recipe.train_subset < len(train):
-        rows = np.sort(np.random.default_rng(recipe.seed).permutation(len(train))[:recipe.train_subset])
-        train = train.subset(rows)
     return train, dev
 
 
@@ -97,6 +98,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool =
         if yaml.safe_load(recorded.read_text()) != recipe.to_dict():
             raise BebertError(f"Run directory {out} was started with a different recipe ({recorded}); "
                               "resume it with the same settings or choose another --out.")
+    barrier(world)  # every process has looked at the run directory before rank 0 writes into it
     torch.manual_seed(recipe.seed)
     spec = glue.task_spec(recipe.task)
     student_qc = load_quant_config(recipe.quant)

@@ -30,10 +30,21 @@ class Stage:
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise BebertError(f"Stage objective must be one of {list(OBJECTIVES)}, not {self.objective!r}.")
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+        if not (_is_int(self.epochs) and self.epochs >= 1):
             raise BebertError(f"Stage epochs must be a positive integer, not {self.epochs!r}.")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise BebertError(f"Stage learning rate must be a positive number, not {self.lr!r}.")
+        if not (_is_real(self.lr) and self.lr > 0):
+            raise BebertError(f"Stage learning rate must be a positive number (write 1.0e-4, not 1e-4, "
+                              f"in YAML), not {self.lr!r}.")
+        if not (_is_real(self.warmup) and 0 <= self.warmup <= 1):
+            raise BebertError(f"Stage warmup must be a fraction between 0 and 1, not {self.warmup!r}.")
+
+
+def _is_int(value) -> bool:
+    return type(value) is int  # bool is an int to isinstance, but `epochs: true` is a mistake
+
+
+def _is_real(value) -> bool:
+    return type(value) in (int, float)
 
 
 @dataclass(frozen=True)
@@ -51,12 +62,17 @@ class Recipe:
     student: tuple[Stage, ...] = (Stage("kd_hidden", 1, 5e-4), Stage("kd_pred", 1, 1e-4))
 
     def __post_init__(self):
+        for name in ("task", "quant", "backbone"):
+            if not isinstance(getattr(self, name), str):
+                raise BebertError(f"Recipe setting {name} must be a name, not {getattr(self, name)!r}.")
         task_spec(self.task)  # raises for an unknown task
         for name in ("max_length", "batch_size", "checkpoint_every"):
             value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
+            if not (_is_int(value) and value >= 1):
                 raise BebertError(f"Recipe setting {name} must be a positive integer, not {value!r}.")
-        if self.train_subset is not None and not (isinstance(self.train_subset, int) and self.train_subset >= 1):
+        if not (_is_int(self.seed) and 0 <= self.seed < 2**32):
+            raise BebertError(f"Recipe setting seed must be an integer from 0 to 2^32 - 1, not {self.seed!r}.")
+        if self.train_subset is not None and not (_is_int(self.train_subset) and self.train_subset >= 1):
             raise BebertError(f"Recipe setting train_subset must be a positive integer or null, not {self.train_subset!r}.")
         if not self.teacher or not self.student:
             raise BebertError("A recipe needs at least one teacher stage and one student stage.")

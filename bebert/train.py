@@ -28,6 +28,8 @@ from .model import QuantBert
 from .objectives import NEEDS_TEACHER, objective_loss
 from .recipe import Stage
 
+RECENT = 50  # steps over which the reported loss is averaged
+
 
 @dataclass(frozen=True)
 class World:
@@ -121,13 +123,30 @@ def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_si
     stage_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = stage_dir / "checkpoint.pt"
     local_batch = max(1, batch_size // world.size)
-    steps_per_epoch = len(train) // batch_size or 1
-    total_steps = steps_per_epoch * stage.epochs
 
     calibrate(model, train, local_batch, seed)  # before DDP wraps it, which then broadcasts rank 0's steps
+    # Stage 1 of distillation never reaches the pooler and classifier. They are frozen for the stage:
+    # DDP would otherwise wait for their gradients (it sees the logits in the output) and hang.
+    frozen = [p for p in (*model.pooler.parameters(), *model.classifier.parameters()) if p.requires_grad] \
+        if stage.objective == "kd_hidden" else []
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        return _run_stage(model, stage, train, batch_size=batch_size, seed=seed, checkpoint_path=checkpoint_path,
+                          world=world, teacher=teacher, regression=regression, checkpoint_every=checkpoint_every,
+                          desc=desc, device=device)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world, teacher, regression,
+               checkpoint_every, desc, device) -> dict:
+    steps_per_epoch = len(train) // batch_size or 1
+    total_steps = steps_per_epoch * stage.epochs
     optimizer = _optimizer(model, stage.lr)
     schedule = _linear_schedule(optimizer, total_steps, stage.warmup)
-    epoch, step_in_epoch, elapsed = 0, 0, 0.0
+    epoch, step_in_epoch, elapsed, losses = 0, 0, 0.0, []
     torch.manual_seed(seed)
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
@@ -135,11 +154,10 @@ def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_si
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         epoch, step_in_epoch, elapsed = state["epoch"], state["step_in_epoch"], state["elapsed"]
+        losses = list(state["recent_losses"])
         torch.set_rng_state(state["rng"])
 
-    # Stage 1 of distillation leaves the head without gradients; DDP must be told so.
-    wrapped = (nn.parallel.DistributedDataParallel(model, find_unused_parameters=stage.objective == "kd_hidden")
-               if world.size > 1 else model)
+    wrapped = nn.parallel.DistributedDataParallel(model) if world.size > 1 else model
     if teacher is not None:
         teacher.eval()
     model.train()
@@ -148,9 +166,9 @@ def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_si
         if world.is_main:
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "schedule": schedule.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
-                         "elapsed": elapsed, "rng": torch.get_rng_state()}, checkpoint_path)
+                         "elapsed": elapsed, "rng": torch.get_rng_state(), "recent_losses": losses[-RECENT:]},
+                        checkpoint_path)
 
-    losses = []
     progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch + step_in_epoch, desc=desc,
                     disable=not world.is_main, dynamic_ncols=True, mininterval=2.0)
     while epoch < stage.epochs:
@@ -172,7 +190,7 @@ def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_si
             step_in_epoch += 1
             losses.append(loss.item())
             progress.update(1)
-            progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", refresh=False)
+            progress.set_postfix(loss=f"{np.mean(losses[-RECENT:]):.4f}", refresh=False)
             if step_in_epoch % checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
                 elapsed += time.perf_counter() - started
                 started = time.perf_counter()
@@ -183,4 +201,4 @@ def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_si
     progress.close()
     barrier(world)
     return {"objective": stage.objective, "epochs": stage.epochs, "lr": stage.lr, "steps": total_steps,
-            "final_loss": float(np.mean(losses[-50:])) if losses else None, "wall_s": round(elapsed, 1)}
+            "final_loss": float(np.mean(losses[-RECENT:])) if losses else None, "wall_s": round(elapsed, 1)}
