@@ -10,7 +10,7 @@ into the binary student (BinaryBERT's ternary weight splitting).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml

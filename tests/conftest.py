@@ -54,3 +54,20 @@ def glue_dir() -> Path:
     from bebert.glue import resolve_glue_dir
 
     return resolve_glue_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tiny_bert_dir):
+    """(transformers BertModel, tokenizer) of the tiny BERT, loaded through bebert.backbone."""
+    from bebert.backbone import load_backbone
+
+    return load_backbone(tiny_bert_dir)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and CI's two cores may be shared with another job."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,14 +21,6 @@ from bebert.recipe import Recipe, Stage
 ENV = dict(os.environ, OMP_NUM_THREADS="1")  # the machine is shared with a training job
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def bebert(*args, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bebert.cli", *map(str, args)], env=ENV,
                           capture_output=True, text=True, timeout=timeout)

@@ -11,7 +11,6 @@ import torch
 import yaml
 
 from bebert.artifact import MANIFEST_FILE, TENSOR_FILE, ArtifactError, read_artifact
-from bebert.backbone import load_backbone
 from bebert.errors import BebertError
 from bebert.export import ARTIFACT_KIND, export_ensemble, export_model, load_ensemble, load_model, model_tensors
 from bebert.model import BertDims, QuantBert, load_hf_weights
@@ -20,30 +19,17 @@ from bebert.qconfig import load_quant_config
 NUM_LABELS = 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared with a training job; see test_pipeline.py
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def backbone(tiny_bert_dir):
-    return load_backbone(tiny_bert_dir)
-
-
-@pytest.fixture(scope="module")
-def inputs(backbone):
-    _, tokenizer = backbone
+def inputs(tiny_backbone):
+    _, tokenizer = tiny_backbone
     enc = tokenizer(["a tiny test sentence .", "another , somewhat longer one , with padding after it !",
                      "short"], ["second half", "of a pair", "here"], padding=True, return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
 
 
-def build(backbone, inputs, config: str, seed: int = 0, num_labels: int = NUM_LABELS) -> QuantBert:
+def build(tiny_backbone, inputs, config: str, seed: int = 0, num_labels: int = NUM_LABELS) -> QuantBert:
     """A QuantBert from the tiny backbone, with one training-mode forward so its quantizers initialise."""
-    hf, _ = backbone
+    hf, _ = tiny_backbone
     torch.manual_seed(seed)
     model = QuantBert(BertDims.from_hf_config(hf.config, num_labels), load_quant_config(config))
     load_hf_weights(model, hf.state_dict())
@@ -63,11 +49,11 @@ def logits(model, inputs) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def exported(backbone, inputs, tmp_path_factory):
+def exported(tiny_backbone, inputs, tmp_path_factory):
     """config -> (model, artifact dir) for the three settings, exported once per module."""
     out = {}
     for config in ("fp32", "w1e1a4", "w1e1a1"):
-        model = build(backbone, inputs, config)
+        model = build(tiny_backbone, inputs, config)
         out[config] = model, export_model(model, tmp_path_factory.mktemp(config) / "artifact", {"note": config})
     return out
 
@@ -115,16 +101,16 @@ def test_binary_artifact_is_far_smaller_than_fp32(exported):
     assert fp32 / w1e1a4 > 4, (fp32, w1e1a4)
 
 
-def test_ternary_model_is_not_exportable(backbone, inputs):
-    hf, _ = backbone
+def test_ternary_model_is_not_exportable(tiny_backbone, inputs):
+    hf, _ = tiny_backbone
     ternary = QuantBert(BertDims.from_hf_config(hf.config, NUM_LABELS),
                         load_quant_config("w1e1a4").replace(weight_bits=2))
     with pytest.raises(ValueError, match="split it"):
         model_tensors(ternary)
 
 
-def test_ensemble_round_trip(backbone, inputs, tmp_path):
-    first, second = build(backbone, inputs, "w1e1a4", seed=0), build(backbone, inputs, "w1e1a4", seed=1)
+def test_ensemble_round_trip(tiny_backbone, inputs, tmp_path):
+    first, second = build(tiny_backbone, inputs, "w1e1a4", seed=0), build(tiny_backbone, inputs, "w1e1a4", seed=1)
     assert not torch.equal(logits(first, inputs), logits(second, inputs))
     path = export_ensemble([(first, 0.7), (second, 0.3)], tmp_path / "ensemble", {"note": "two"})
     members, manifest = load_ensemble(path)
@@ -138,11 +124,11 @@ def test_ensemble_round_trip(backbone, inputs, tmp_path):
     assert str(path) in str(info.value)
 
 
-def test_ensemble_members_must_match(backbone, inputs, tmp_path):
-    a4, a1 = build(backbone, inputs, "w1e1a4"), build(backbone, inputs, "w1e1a1")
+def test_ensemble_members_must_match(tiny_backbone, inputs, tmp_path):
+    a4, a1 = build(tiny_backbone, inputs, "w1e1a4"), build(tiny_backbone, inputs, "w1e1a1")
     with pytest.raises(ValueError, match="same dimensions and quantization"):
         export_ensemble([(a4, 0.5), (a1, 0.5)], tmp_path / "mixed")
-    three_labels = build(backbone, inputs, "w1e1a4", num_labels=3)
+    three_labels = build(tiny_backbone, inputs, "w1e1a4", num_labels=3)
     with pytest.raises(ValueError, match="same dimensions and quantization"):
         export_ensemble([(a4, 0.5), (three_labels, 0.5)], tmp_path / "mixed")
     with pytest.raises(ValueError):

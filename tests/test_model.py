@@ -20,12 +20,6 @@ from bebert.qconfig import load_quant_config
 NUM_LABELS = 3
 
 
-@pytest.fixture(scope="module")
-def tiny_backbone(tiny_bert_dir):
-    """(transformers BertModel, tokenizer) of the session's tiny BERT, loaded the project's way."""
-    return load_backbone(tiny_bert_dir)
-
-
 def build(hf_model, config_name: str, num_labels: int = NUM_LABELS, seed: int = 0) -> QuantBert:
     torch.manual_seed(seed)
     dims = BertDims.from_hf_config(hf_model.config, num_labels=num_labels)

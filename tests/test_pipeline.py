@@ -30,16 +30,6 @@ SUBSET = 48
 BATCH = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # A long training job shares this 2-core machine: two torch threads each would oversubscribe it
-    # and make these tiny runs ~15x slower. Results do not depend on the thread count.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_recipe(backbone, task="sst2", quant="w1e1a4", **changes) -> Recipe:
     return Recipe(task=task, quant=quant, backbone=str(backbone), max_length=32, batch_size=BATCH,
                   train_subset=SUBSET, checkpoint_every=2,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bebert.backbone import load_backbone, load_tokenizer
+from bebert.backbone import load_tokenizer
 from bebert.errors import BebertError
 from bebert.export import export_model, load_model
 from bebert.model import BertDims, QuantBert, load_hf_weights
@@ -18,14 +18,6 @@ from bebert.quantizers import binarize_weight, ternarize_weight
 from bebert.recipe import Recipe, Stage
 from bebert.train import predict_logits
 from bebert.tws import split_ternary_model, split_ternary_weight
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared with a training job; see test_pipeline.py
-    yield
-    torch.set_num_threads(before)
 
 
 def weights():
@@ -58,13 +50,8 @@ def test_split_halves_add_up_to_the_ternary_weight(name, w, per_row):
 
 
 @pytest.fixture(scope="module")
-def backbone(tiny_bert_dir):
-    return load_backbone(tiny_bert_dir)
-
-
-@pytest.fixture(scope="module")
-def inputs(backbone):
-    _, tokenizer = backbone
+def inputs(tiny_backbone):
+    _, tokenizer = tiny_backbone
     enc = tokenizer(["the first sentence", "a second , longer sentence with more words in it ."],
                     padding=True, return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
@@ -76,8 +63,8 @@ def logits(model, inputs):
 
 
 @pytest.mark.parametrize("weight_scale", ["matrix", "row"])
-def test_split_model_equals_ternary_model(backbone, inputs, tmp_path, weight_scale):
-    hf, _ = backbone
+def test_split_model_equals_ternary_model(tiny_backbone, inputs, tmp_path, weight_scale):
+    hf, _ = tiny_backbone
     binary_qc = load_quant_config("w1e1a4").replace(weight_scale=weight_scale)
     torch.manual_seed(0)
     ternary = QuantBert(BertDims.from_hf_config(hf.config, 2), binary_qc.replace(weight_bits=2))
@@ -98,8 +85,8 @@ def test_split_model_equals_ternary_model(backbone, inputs, tmp_path, weight_sca
     assert torch.equal(logits(loaded, inputs), got)
 
 
-def test_split_needs_a_ternary_model(backbone):
-    hf, _ = backbone
+def test_split_needs_a_ternary_model(tiny_backbone):
+    hf, _ = tiny_backbone
     binary = QuantBert(BertDims.from_hf_config(hf.config, 2), load_quant_config("w1e1a4"))
     with pytest.raises(ValueError, match="ternary"):
         split_ternary_model(binary, load_quant_config("w1e1a4"))
