@@ -156,6 +156,8 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
         epoch, step_in_epoch, elapsed = state["epoch"], state["step_in_epoch"], state["elapsed"]
         losses = list(state["recent_losses"])
         torch.set_rng_state(state["rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout on the GPU draws from these
 
     wrapped = nn.parallel.DistributedDataParallel(model) if world.size > 1 else model
     if teacher is not None:
@@ -166,7 +168,8 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
         if world.is_main:
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "schedule": schedule.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
-                         "elapsed": elapsed, "rng": torch.get_rng_state(), "recent_losses": losses[-RECENT:]},
+                         "elapsed": elapsed, "rng": torch.get_rng_state(), "recent_losses": losses[-RECENT:],
+                         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                         checkpoint_path)
 
     progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch + step_in_epoch, desc=desc,

@@ -56,7 +56,9 @@ def run_task(task: str, runs: Path, glue_dir) -> list[dict]:
         b = predict_logits(reloaded, dev)
         same_preds = bool(np.array_equal(predictions_from_logits(a, spec.is_regression),
                                          predictions_from_logits(b, spec.is_regression)))
+        majority = np.full(len(dev), np.bincount(dev.labels).argmax())
         rows.append({"task": task, "setting": setting, "results": results, "identical_predictions": same_preds,
+                     "majority": glue.score(task, majority, dev.labels),
                      "identical_logits": bool(np.array_equal(a, b)),
                      "artifact_bytes": dir_size(out / "artifact"),
                      "teacher_bytes": (out / "teacher" / "model.pt").stat().st_size})
@@ -72,16 +74,17 @@ def render(rows: list[dict], total_s: float) -> str:
     lines = ["# Foundation results: fp32 MiniLM vs single binary BERTs (GLUE dev)", "",
              "Written by `scripts/foundation_results.py` on 2 CPU cores (no GPU). Backbone: all-MiniLM-L6-v2",
              "(6 layers, hidden 384, 12 heads, FFN 1536). Metric: accuracy (SST-2, RTE), F1 (MRPC), in percent.",
-             "The fp32 row is the fine-tuned teacher each binary student was distilled from.", "",
-             "| task | metric | fp32 | binary 1-1-4 | binary 1-1-1 | train rows | dev rows |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "The fp32 column is the fine-tuned teacher each binary student was distilled from; \"majority class\"",
+             "is the metric of always predicting the most frequent dev label (the floor a model must beat).", "",
+             "| task | metric | majority class | fp32 | binary 1-1-4 | binary 1-1-1 | train rows | dev rows |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     by_task = {}
     for r in rows:
         by_task.setdefault(r["task"], {})[r["setting"]] = r
     for task, settings in by_task.items():
         first = next(iter(settings.values()))["results"]
         metric = first["metric"]
-        cells = [f"{first['teacher']['dev'][metric]:.2f}"]
+        cells = [f"{next(iter(settings.values()))['majority']:.2f}", f"{first['teacher']['dev'][metric]:.2f}"]
         cells += [f"{settings[s]['results']['student']['dev'][metric]:.2f}" if s in settings else "-" for s in SETTINGS]
         lines.append(f"| {task} | {metric} | " + " | ".join(cells) + f" | {first['train_rows']} | {first['dev_rows']} |")
     lines += ["", "All metrics per run:", ""]
