@@ -86,9 +86,10 @@ def cmd_demo(args) -> int:
     teacher_size = (Path(args.out) / "teacher" / "model.pt").stat().st_size
     print()
     print(f"demo ({recipe.task}, {results['train_rows']} training rows, {results['dev_rows']} dev rows):")
-    print(f"  fp32 teacher     {results['metric']} {results['teacher']['dev'][results['metric']]:.2f}")
-    print(f"  binary {results['bits']}   {results['metric']} {results['student']['dev'][results['metric']]:.2f}")
-    print(f"  reloaded artifact {results['metric']} {reloaded:.2f} (must equal the line above)")
+    metric = results["metric"]
+    print(f"  {'fp32 teacher':<20} {metric} {results['teacher']['dev'][metric]:.2f}")
+    print(f"  {'binary ' + results['bits'] + ' student':<20} {metric} {results['student']['dev'][metric]:.2f}")
+    print(f"  {'reloaded artifact':<20} {metric} {reloaded:.2f} (equals the student: export -> load is exact)")
     print(f"  artifact {size / 1e6:.2f} MB vs fp32 checkpoint {teacher_size / 1e6:.2f} MB "
           f"({teacher_size / size:.1f}x smaller)")
     print(f"  wall time {time.perf_counter() - started:.0f} s, torch threads {torch.get_num_threads()}")

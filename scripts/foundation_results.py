@@ -108,7 +108,8 @@ def render(rows: list[dict], total_s: float) -> str:
         lines.append(f"| {r['task']} | {r['results']['bits']} | {r['identical_predictions']} | {r['identical_logits']} | "
                      f"{r['artifact_bytes'] / 1e6:.2f} | {r['teacher_bytes'] / 1e6:.2f} | "
                      f"1/{r['teacher_bytes'] / r['artifact_bytes']:.1f} |")
-    lines += ["", f"Whole script wall time this invocation: {total_s:.0f} s.", ""]
+    lines += ["", f"Whole script wall time this invocation: {total_s:.0f} s (runs already finished in runs/ are",
+              "loaded and re-checked, not retrained; the train wall times above are those of the training itself).", ""]
     return "\n".join(lines)
 
 

@@ -4,8 +4,11 @@ Trains the teacher and the binary 1-1-4 student of bebert/recipes/demo.yaml, the
 user is promised: the student learned the task, and the exported artifact reproduces it exactly.
 """
 
+import os
+
 import numpy as np
 import pytest
+import torch
 
 from bebert.backbone import load_tokenizer
 from bebert.cli import _builtin_recipe
@@ -15,6 +18,15 @@ from bebert.recipe import load_recipe
 from bebert.train import predict_logits
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def all_cores():
+    """Real MiniLM training wants every core (conftest pins the tiny tests to one thread)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_demo_recipe_learns_sst2_and_exports_exactly(tmp_path, glue_dir):
