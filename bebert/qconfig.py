@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from .errors import BebertError
+from .settings import check_settings, parse_yaml
 
 FULL_PRECISION = 32
 WEIGHT_BITS = (1, 2, FULL_PRECISION)  # 2 means ternary: the half-width model of weight splitting
@@ -78,13 +77,7 @@ class QuantConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "the quantization config") -> "QuantConfig":
-        if not isinstance(data, dict):
-            raise BebertError(f"{source} must be a mapping of settings, not {type(data).__name__}.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BebertError(f"{source} has unknown setting(s) {unknown}; known: {sorted(known)}.")
-        return cls(**data)
+        return cls(**check_settings(cls, data, source))
 
 
 def builtin_config_names() -> list[str]:
@@ -104,8 +97,4 @@ def load_quant_config(spec: str | Path) -> QuantConfig:
         raise BebertError(
             f"Quantization config {spec!s} is neither a file nor a built-in name ({', '.join(builtin_config_names())})."
         )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BebertError(f"{source} is not valid YAML ({exc.__class__.__name__}).") from None
-    return QuantConfig.from_dict(data, source)
+    return QuantConfig.from_dict(parse_yaml(text, source), source)

@@ -13,11 +13,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from .errors import BebertError
 from .glue import task_spec
 from .objectives import OBJECTIVES
+from .settings import check_settings, parse_yaml
 
 
 @dataclass(frozen=True)
@@ -86,13 +85,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data, source: str = "the recipe") -> "Recipe":
-        if not isinstance(data, dict):
-            raise BebertError(f"{source} must be a mapping of settings.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BebertError(f"{source} has unknown setting(s) {unknown}; known: {sorted(known)}.")
-        data = dict(data)
+        data = check_settings(cls, data, source)
         for key in ("teacher", "ternary", "student"):
             if key in data:
                 stages = data[key] or []
@@ -107,8 +100,5 @@ def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise BebertError(f"Recipe {path} does not exist.")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise BebertError(f"Recipe {path} is not valid YAML ({exc.__class__.__name__}).") from None
-    return Recipe.from_dict(data, f"Recipe {path}")
+    source = f"Recipe {path}"
+    return Recipe.from_dict(parse_yaml(path.read_text(), source), source)
