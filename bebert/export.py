@@ -163,9 +163,6 @@ def load_ensemble(directory: str | Path) -> tuple[list[tuple[QuantBert, float]],
         raise ArtifactError(f"{where} describes a {manifest.get('kind')!r}, not a {ARTIFACT_KIND!r}.")
     try:
         dims = BertDims(**manifest["model"])
-        bad = [k for k, v in dims.to_dict().items() if not isinstance(v, float) and type(v) is not int]
-        if bad:
-            raise ValueError(f"model dimension(s) {bad} are not numbers")
         qc = QuantConfig.from_dict(manifest["quant"], str(where))
         prefixes = [(str(m["prefix"]), float(m["weight"])) for m in manifest["members"]]
     except (KeyError, TypeError, ValueError, BebertError) as exc:

@@ -11,7 +11,7 @@ the full-precision teacher is the same class.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,13 @@ class BertDims:
     attention_dropout: float = 0.1
 
     def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            wanted = (int, float) if f.type == "float" else (int,)
+            if type(value) not in wanted:  # bool is not a dimension, though isinstance says it is an int
+                raise BebertError(f"Model dimension {f.name} must be a number, not {value!r}.")
+            if f.type == "int" and value < 0:
+                raise BebertError(f"Model dimension {f.name} must not be negative, not {value}.")
         if self.hidden_size % self.num_heads:
             raise BebertError(f"Hidden size {self.hidden_size} is not a multiple of the head count {self.num_heads}.")
         if self.num_labels < 1:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
     total_steps = steps_per_epoch * stage.epochs
     optimizer = _optimizer(model, stage.lr)
     schedule = _linear_schedule(optimizer, total_steps, stage.warmup)
-    epoch, step_in_epoch, elapsed, losses = 0, 0, 0.0, []
+    epoch, step_in_epoch, elapsed, losses = 0, 0, 0.0, deque(maxlen=RECENT)
     torch.manual_seed(seed)
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
@@ -154,7 +155,7 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         epoch, step_in_epoch, elapsed = state["epoch"], state["step_in_epoch"], state["elapsed"]
-        losses = list(state["recent_losses"])
+        losses.extend(state["recent_losses"])
         torch.set_rng_state(state["rng"])
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout on the GPU draws from these
@@ -168,7 +169,7 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
         if world.is_main:
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "schedule": schedule.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
-                         "elapsed": elapsed, "rng": torch.get_rng_state(), "recent_losses": losses[-RECENT:],
+                         "elapsed": elapsed, "rng": torch.get_rng_state(), "recent_losses": list(losses),
                          "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                         checkpoint_path)
 
@@ -193,7 +194,7 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
             step_in_epoch += 1
             losses.append(loss.item())
             progress.update(1)
-            progress.set_postfix(loss=f"{np.mean(losses[-RECENT:]):.4f}", refresh=False)
+            progress.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
             if step_in_epoch % checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
                 elapsed += time.perf_counter() - started
                 started = time.perf_counter()
@@ -204,4 +205,4 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
     progress.close()
     barrier(world)
     return {"objective": stage.objective, "epochs": stage.epochs, "lr": stage.lr, "steps": total_steps,
-            "final_loss": float(np.mean(losses[-RECENT:])) if losses else None, "wall_s": round(elapsed, 1)}
+            "final_loss": float(np.mean(losses)) if losses else None, "wall_s": round(elapsed, 1)}
