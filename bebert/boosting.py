@@ -10,8 +10,18 @@ SAMME (Zhu et al. 2009), the rule scikit-learn's AdaBoostClassifier uses:
     w_new  = w * exp(alpha * wrong), renormalized to sum to 1
 
 A member no better than chance (error >= 1 - 1/k) gets no vote, and one with error 0 would get an
-infinite one; both end the boosting, as in scikit-learn. NumPy only, so the simulator can use the
-vote as well.
+infinite one; both end the boosting, as in scikit-learn.
+
+For regression (STS-B) it is AdaBoost.R2 (Drucker 1997) with the linear loss, the rule of
+scikit-learn's AdaBoostRegressor:
+
+    loss   = |prediction - label| / max |prediction - label|       per row, in [0, 1]
+    error  = sum(w * loss) / sum(w);   beta = error / (1 - error)
+    alpha  = learning_rate * log(1 / beta)
+    w_new  = w * beta ** ((1 - loss) * learning_rate), renormalized
+
+and the members are joined by the alpha-weighted median. NumPy only, so the simulator can join
+members with the same functions.
 """
 
 from __future__ import annotations
@@ -55,6 +65,26 @@ def samme_round(weights: np.ndarray, correct: np.ndarray, num_classes: int, lear
     return BoostRound(error, float(alpha), updated / updated.sum(), stop=False)
 
 
+def r2_round(weights: np.ndarray, abs_errors: np.ndarray, learning_rate: float = 1.0) -> BoostRound:
+    """One AdaBoost.R2 update from the current sample weights and the new member's |error| per row."""
+    weights = np.asarray(weights, dtype=np.float64)
+    abs_errors = np.abs(np.asarray(abs_errors, dtype=np.float64))
+    if weights.shape != abs_errors.shape:
+        raise BebertError(f"Sample weights ({weights.shape}) and member errors ({abs_errors.shape}) differ in shape.")
+    weights = weights / weights.sum()
+    largest = abs_errors.max()
+    if largest <= 0.0:
+        return BoostRound(0.0, 1.0, weights, stop=True)  # a perfect fit, as scikit-learn scores it
+    loss = abs_errors / largest
+    error = float((weights * loss).sum())
+    if error >= 0.5:
+        return BoostRound(error, 0.0, weights, stop=True)
+    beta = error / (1.0 - error)
+    alpha = learning_rate * np.log(1.0 / beta)
+    updated = weights * np.power(beta, (1.0 - loss) * learning_rate)
+    return BoostRound(error, float(alpha), updated / updated.sum(), stop=False)
+
+
 def resample(weights: np.ndarray, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
     """Row indices drawn with replacement in proportion to the sample weights (BEBERT's resampling)."""
     weights = np.asarray(weights, dtype=np.float64)
@@ -76,3 +106,36 @@ def weighted_vote(predictions: np.ndarray, alphas: np.ndarray, num_classes: int)
     for alpha, votes in zip(alphas, predictions):
         scores[np.arange(votes.shape[0]), votes] += alpha
     return scores.argmax(axis=1)
+
+
+def weighted_median(values: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Per row, the member value at which the cumulative alpha (members sorted by value) first reaches
+    half the total: AdaBoost.R2's way of joining regressors. values: (members, rows)."""
+    values = np.asarray(values, dtype=np.float64)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    order = np.argsort(values, axis=0, kind="stable")  # (members, rows)
+    cumulative = np.cumsum(alphas[order], axis=0)
+    first = (cumulative >= 0.5 * cumulative[-1]).argmax(axis=0)
+    rows = np.arange(values.shape[1])
+    return values[order[first, rows], rows]
+
+
+def combine_members(outputs: np.ndarray, alphas, combine: str, regression: bool) -> np.ndarray:
+    """The ensemble's prediction per row from every member's outputs (members, rows, labels).
+
+    ``vote``: alpha-weighted class vote (weighted median for regression); ``logits``: argmax of the
+    alpha-weighted sum of the members' logits (weighted mean for regression).
+    """
+    outputs = np.asarray(outputs, dtype=np.float64)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if outputs.ndim != 3 or outputs.shape[0] != alphas.shape[0] or outputs.shape[0] == 0:
+        raise BebertError(f"Joining members needs (members, rows, labels) outputs and one alpha per member, "
+                          f"not {outputs.shape} and {alphas.shape}.")
+    if combine == "vote":
+        if regression:
+            return weighted_median(outputs[..., 0], alphas)
+        return weighted_vote(outputs.argmax(-1), alphas, outputs.shape[-1])
+    if combine == "logits":
+        summed = np.tensordot(alphas, outputs, axes=1)  # (rows, labels)
+        return summed[:, 0] / alphas.sum() if regression else summed.argmax(-1)
+    raise BebertError(f"Members are joined by 'vote' or 'logits', not {combine!r}.")

@@ -33,12 +33,22 @@ def _recipe_from_args(args):
 
 
 def cmd_train(args) -> int:
+    from .ensemble import run_ensemble
     from .pipeline import run_recipe
     from .train import init_world
 
     recipe = _recipe_from_args(args)
+    if args.members is not None:
+        if recipe.ensemble is None:
+            raise BebertError(f"--members needs a recipe with an ensemble section; {args.recipe} has none.")
+        recipe = recipe.replace(ensemble=recipe.ensemble.replace(members=args.members))
+    if args.base is not None and recipe.ensemble is None:
+        raise BebertError("--base names the single-model run an ensemble starts from; this recipe has no ensemble.")
     world = init_world()
-    run_recipe(recipe, args.out, glue_dir=args.glue_dir, resume=args.resume, world=world)
+    if recipe.ensemble is not None:
+        run_ensemble(recipe, args.out, glue_dir=args.glue_dir, resume=args.resume, base_dir=args.base, world=world)
+    else:
+        run_recipe(recipe, args.out, glue_dir=args.glue_dir, resume=args.resume, world=world)
     return 0
 
 
@@ -46,10 +56,11 @@ def cmd_eval(args) -> int:
     from . import glue
     from .backbone import load_tokenizer
     from .data import encode
-    from .export import load_model
-    from .pipeline import evaluate
+    from .ensemble import artifact_predictions
+    from .export import load_ensemble
+    from .pipeline import predictions_from_logits
 
-    model, manifest = load_model(args.artifact)
+    members, manifest = load_ensemble(args.artifact)
     task = args.task or manifest.get("task", {}).get("name")
     if task is None:
         raise BebertError(f"Artifact {args.artifact} names no task; pass --task.")
@@ -58,16 +69,71 @@ def cmd_eval(args) -> int:
     tokenizer = load_tokenizer(args.backbone or recipe.get("backbone"))
     rows = glue.load_split(spec.name, args.split, args.glue_dir)
     split = encode(rows, tokenizer, recipe.get("max_length", 128), spec.is_regression)
+    combine = manifest.get("ensemble", {}).get("combine", "vote")
     started = time.perf_counter()
-    metrics = evaluate(model, split, spec.name)
+    predictions, logits = artifact_predictions(members, split, combine, spec.is_regression)
     took = time.perf_counter() - started
-    shown = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
-    print(f"{spec.name} {args.split} ({len(rows)} rows, {took:.1f} s): {shown}")
+
+    def shown(preds):
+        return ", ".join(f"{k} {v:.2f}" for k, v in glue.compute_metrics(spec.name, preds, split.labels).items())
+
+    if len(members) > 1:
+        for i, ((_, alpha), member_logits) in enumerate(zip(members, logits)):
+            print(f"  member {i + 1} (alpha {alpha:.4f}): {shown(predictions_from_logits(member_logits, spec.is_regression))}")
+    what = f"ensemble of {len(members)} ({combine})" if len(members) > 1 else "model"
+    print(f"{spec.name} {args.split} ({len(rows)} rows, {took:.1f} s), {what}: {shown(predictions)}")
     return 0
 
 
 def cmd_demo(args) -> int:
-    """The built-in default flow: short fine-tune, binarize with distillation, export, reload, check."""
+    """The main flow on the built-in model: load the shipped BEBERT ensemble, check it on SST-2 dev."""
+    if args.train:
+        return _demo_training(args)
+    import numpy as np
+
+    from . import glue
+    from .backbone import load_tokenizer
+    from .builtin import BUILTIN_DIR
+    from .data import encode
+    from .ensemble import artifact_predictions
+    from .export import load_ensemble
+    from .pipeline import predictions_from_logits
+    from .sim.counts import FP32, Bits, stored_bytes
+
+    started = time.perf_counter()
+    members, manifest = load_ensemble(BUILTIN_DIR)
+    spec = glue.task_spec(manifest["task"]["name"])
+    recipe, combine = manifest["recipe"], manifest["ensemble"]["combine"]
+    rows = glue.load_split(spec.name, "dev", args.glue_dir)
+    dev = encode(rows, load_tokenizer(recipe["backbone"]), recipe["max_length"], spec.is_regression)
+    predictions, logits = artifact_predictions(members, dev, combine, spec.is_regression)
+    metric = spec.primary_metric
+
+    def measured(preds) -> float:
+        return glue.compute_metrics(spec.name, preds, dev.labels)[metric]
+
+    recorded = manifest["dev_metrics"][metric]
+    print(f"built-in model ({BUILTIN_DIR}): BEBERT {manifest['bits']['label']}, {len(members)} members "
+          f"({manifest['ensemble']['method']}, joined by {combine}), {spec.name} dev, {len(rows)} rows:")
+    for i, ((_, alpha), member_logits) in enumerate(zip(members, logits)):
+        print(f"  member {i + 1} (alpha {alpha:.3f}) {metric} "
+              f"{measured(predictions_from_logits(member_logits, spec.is_regression)):.2f}")
+    ensemble_value = measured(predictions)
+    print(f"  ensemble              {metric} {ensemble_value:.2f} (recorded at training: {recorded:.2f})")
+    size = sum(f.stat().st_size for f in BUILTIN_DIR.iterdir())
+    fp32 = stored_bytes(manifest["model"], FP32)
+    print(f"  artifact {size / 1e6:.2f} MB for {len(members)} members vs one fp32 MiniLM {fp32 / 1e6:.2f} MB "
+          f"({fp32 / size:.1f}x smaller; counted 1-bit size per member "
+          f"{stored_bytes(manifest['model'], Bits.from_manifest(manifest)) / 1e6:.2f} MB)")
+    print(f"  wall time {time.perf_counter() - started:.0f} s")
+    if not np.isclose(ensemble_value, recorded, rtol=0, atol=1e-9):
+        raise BebertError(f"The built-in model scored {ensemble_value:.2f} on {spec.name} dev, not the "
+                          f"{recorded:.2f} recorded in its manifest.")
+    return 0
+
+
+def _demo_training(args) -> int:
+    """Training from scratch on the built-in default: short fine-tune, distil, export, reload, check."""
     import torch
 
     from . import glue
@@ -111,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, help="train on this many seeded-random training rows (recorded)")
     p.add_argument("--seed", type=int, help="override the recipe's seed")
     p.add_argument("--quant", help="override the student's quantization (w1e1a4, w1e1a1, or a YAML file)")
+    p.add_argument("--members", type=int, help="ensemble recipes: override the number of members")
+    p.add_argument("--base", help="ensemble recipes: a finished single-model run of the same base recipe to "
+                                  "start the members from (default: trained in OUT/base)")
     data_option(p)
     p.set_defaults(func=cmd_train)
 
@@ -122,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     data_option(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("demo", help="the built-in default flow on a small SST-2 subset")
-    p.add_argument("--out", default="runs/demo", help="run directory (resumed if it exists)")
+    p = sub.add_parser("demo", help="the main flow on the built-in model (with --train: train a small model)")
+    p.add_argument("--train", action="store_true", help="instead, fine-tune and distil a binary model on 2,000 "
+                                                        "SST-2 sentences (about 4 minutes on 2 cores)")
+    p.add_argument("--out", default="runs/demo", help="with --train: run directory (resumed if it exists)")
     data_option(p)
     p.set_defaults(func=cmd_demo)
     return parser

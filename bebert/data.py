@@ -22,6 +22,12 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    def take(self, rows) -> "EncodedSplit":
+        """The split made of ``rows`` (indices, repeats allowed: a resampled training set)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return EncodedSplit([self.input_ids[i] for i in rows], [self.token_type_ids[i] for i in rows],
+                            self.labels[rows], self.pad_id)
+
 
 def encode(examples: list[GlueExample], tokenizer, max_length: int, regression: bool = False) -> EncodedSplit:
     """Tokenize single sentences or pairs with the checkpoint's own tokenizer, truncated to max_length."""
@@ -51,6 +57,19 @@ def collate(split: EncodedSplit, indices) -> dict[str, torch.Tensor]:
         "attention_mask": torch.from_numpy(mask),
         "labels": torch.from_numpy(split.labels[np.asarray(indices, dtype=np.int64)]),
     }
+
+
+def drop_tokens(split: EncodedSplit, rate: float, seed: int, keep_ids) -> EncodedSplit:
+    """A perturbed copy of ``split``: each token not in ``keep_ids`` (the special tokens) is dropped with
+    probability ``rate``, by a seeded draw per row, so the same perturbation can be replayed."""
+    keep_ids = set(keep_ids)
+    ids, types = [], []
+    for row, (row_ids, row_types) in enumerate(zip(split.input_ids, split.token_type_ids)):
+        drop = np.random.default_rng([seed, row]).random(len(row_ids)) < rate
+        kept = [j for j, token in enumerate(row_ids) if token in keep_ids or not drop[j]]
+        ids.append([row_ids[j] for j in kept])
+        types.append([row_types[j] for j in kept])
+    return EncodedSplit(ids, types, split.labels.copy(), split.pad_id)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

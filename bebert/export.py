@@ -68,6 +68,10 @@ def model_tensors(model: QuantBert) -> tuple[dict[str, np.ndarray], set[str], di
                 tensors[f"{name}.{half}_signs"], tensors[f"{name}.{half}_scale"] = signs, scale
                 binary.add(f"{name}.{half}_signs")
                 covered.add(f"{name}.{half}")
+        elif isinstance(module, (QuantLinear, QuantEmbedding)) and module.weight_bits == 1:
+            # A loaded layer holds sign * scale already multiplied out (and split halves folded into
+            # one): its artifact exists, and re-deriving signs and scales from it would not be exact.
+            raise ValueError("a model loaded from an artifact is exported already; copy its artifact instead")
         elif isinstance(module, (QuantLinear, QuantEmbedding)) and module.weight_bits == 2:
             raise ValueError("a ternary model is an intermediate of weight splitting; split it before exporting")
     for name, value in model.state_dict().items():

@@ -65,20 +65,20 @@ def load_data(recipe: Recipe, tokenizer, glue_dir=None) -> tuple[EncodedSplit, E
     return train, dev
 
 
-def _train_model(model: QuantBert, stages, role: str, out: Path, recipe: Recipe, train: EncodedSplit,
-                 world: World, teacher: QuantBert | None, regression: bool) -> tuple[QuantBert, list[dict]]:
-    """Run ``stages`` on ``model`` unless ``out/role/model.pt`` shows they already ran."""
-    final = out / role / "model.pt"
-    stats_path = out / role / "stages.json"
+def train_model(model: QuantBert, stages, directory: Path, *, train: EncodedSplit, batch_size: int, seed: int,
+                checkpoint_every: int, world: World, teacher: QuantBert | None, regression: bool,
+                label: str) -> tuple[QuantBert, list[dict]]:
+    """Run ``stages`` on ``model`` unless ``directory/model.pt`` shows they already ran."""
+    final = directory / "model.pt"
+    stats_path = directory / "stages.json"
     if final.exists():
         return load_model_checkpoint(final, device_for(world)), json.loads(stats_path.read_text())
     stats = []
     for i, stage in enumerate(stages):
-        stage_dir = out / role / f"stage{i}-{stage.objective}"
-        stats.append(train_stage(model, stage, train, batch_size=recipe.batch_size, seed=recipe.seed + i,
-                                 stage_dir=stage_dir, world=world, teacher=teacher, regression=regression,
-                                 checkpoint_every=recipe.checkpoint_every,
-                                 desc=f"{role} {i + 1}/{len(stages)} {stage.objective}"))
+        stats.append(train_stage(model, stage, train, batch_size=batch_size, seed=seed + i,
+                                 stage_dir=directory / f"stage{i}-{stage.objective}", world=world, teacher=teacher,
+                                 regression=regression, checkpoint_every=checkpoint_every,
+                                 desc=f"{label} {i + 1}/{len(stages)} {stage.objective}"))
     if world.is_main:
         save_model(model, final)
         stats_path.write_text(json.dumps(stats, indent=2))
@@ -86,10 +86,15 @@ def _train_model(model: QuantBert, stages, role: str, out: Path, recipe: Recipe,
     return model, stats
 
 
-def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool = False,
-               world: World = World(), log=print) -> dict:
-    """Train teacher and student as ``recipe`` says, evaluate both on dev, export the student."""
-    out = Path(out)
+def _train_role(model: QuantBert, stages, role: str, out: Path, recipe: Recipe, train: EncodedSplit,
+                world: World, teacher: QuantBert | None, regression: bool) -> tuple[QuantBert, list[dict]]:
+    return train_model(model, stages, out / role, train=train, batch_size=recipe.batch_size, seed=recipe.seed,
+                       checkpoint_every=recipe.checkpoint_every, world=world, teacher=teacher,
+                       regression=regression, label=role)
+
+
+def claim_run_dir(out: Path, recipe: Recipe, resume: bool, world: World) -> None:
+    """Refuse to mix runs: ``out`` must be new, or hold a run of this very recipe being resumed."""
     recorded = out / "recipe.yaml"
     if recorded.exists():
         if not resume:
@@ -99,6 +104,22 @@ def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool =
             raise BebertError(f"Run directory {out} was started with a different recipe ({recorded}); "
                               "resume it with the same settings or choose another --out.")
     barrier(world)  # every process has looked at the run directory before rank 0 writes into it
+
+
+def record_run(out: Path, recipe: Recipe, world: World) -> None:
+    """Create the run directory with its recipe, once the inputs (backbone, data) have loaded."""
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+
+
+def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool = False,
+               world: World = World(), log=print) -> dict:
+    """Train teacher and student as ``recipe`` says, evaluate both on dev, export the student."""
+    out = Path(out)
+    if recipe.ensemble is not None:
+        raise BebertError("This recipe describes an ensemble; run it with bebert.ensemble.run_ensemble.")
+    claim_run_dir(out, recipe, resume, world)
     torch.manual_seed(recipe.seed)
     spec = glue.task_spec(recipe.task)
     student_qc = load_quant_config(recipe.quant)
@@ -106,9 +127,8 @@ def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool =
         raise BebertError("Ternary weight splitting needs a student with 1-bit bwn weights (the w1e1a4 setting).")
     hf, tokenizer = load_backbone(recipe.backbone)
     train, dev = load_data(recipe, tokenizer, glue_dir)
+    record_run(out, recipe, world)
     if world.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        recorded.write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         log(f"{spec.name}: {len(train)} training rows, {len(dev)} dev rows; student {student_qc.bits_label} "
             f"({student_qc.name}); {world.size} process(es) on {device_for(world)}")
     device = device_for(world)
@@ -117,7 +137,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool =
 
     teacher = QuantBert(dims, load_quant_config("fp32"))
     load_hf_weights(teacher, hf.state_dict())
-    teacher, teacher_stats = _train_model(teacher.to(device), recipe.teacher, "teacher", out, recipe, train, world,
+    teacher, teacher_stats = _train_role(teacher.to(device), recipe.teacher, "teacher", out, recipe, train, world,
                                           None, spec.is_regression)
     teacher.eval()
     teacher_metrics = evaluate(teacher, dev, spec.name)
@@ -127,7 +147,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool =
     if recipe.ternary:
         ternary = QuantBert(dims, student_qc.replace(weight_bits=2))
         ternary.load_state_dict(teacher.state_dict(), strict=False)
-        ternary, ternary_stats = _train_model(ternary.to(device), recipe.ternary, "ternary", out, recipe, train,
+        ternary, ternary_stats = _train_role(ternary.to(device), recipe.ternary, "ternary", out, recipe, train,
                                               world, teacher, spec.is_regression)
         student = split_ternary_model(ternary, student_qc)
         student_qc = student.qc
@@ -135,7 +155,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool =
         ternary_stats = []
         student = QuantBert(dims, student_qc)
         student.load_state_dict(teacher.state_dict(), strict=False)  # quantizer steps start from the data
-    student, student_stats = _train_model(student.to(device), recipe.student, "student", out, recipe, train,
+    student, student_stats = _train_role(student.to(device), recipe.student, "student", out, recipe, train,
                                           world, teacher, spec.is_regression)
     student.eval()
     student_metrics = evaluate(student, dev, spec.name)

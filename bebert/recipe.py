@@ -4,7 +4,8 @@ A recipe names the GLUE task, the backbone, the data (sequence length, optional 
 the seed, the full-precision teacher's stages and the binary student's stages. Each stage is an
 objective (``task``, ``kd_hidden``, ``kd_pred``; see objectives.py), a number of epochs and a
 peak learning rate. ``ternary`` stages, when given, train a ternary model first and split it
-into the binary student (BinaryBERT's ternary weight splitting).
+into the binary student (BinaryBERT's ternary weight splitting). An ``ensemble`` section, when
+given, turns the run into BEBERT: members boosted (or bagged) from the distilled student.
 """
 
 from __future__ import annotations
@@ -46,6 +47,54 @@ def _is_real(value) -> bool:
     return type(value) in (int, float)
 
 
+ENSEMBLE_METHODS = ("adaboost", "bagging")
+# How a member is trained from the distilled student: BEBERT's choice is "none" (task loss only).
+MEMBER_MODES = {
+    "none": ("task",),
+    "pred": ("kd_pred",),
+    "two_stage": ("kd_hidden", "kd_pred"),
+}
+COMBINE_RULES = ("vote", "logits")
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """BEBERT's ensemble: ``members`` binary models, each trained from the distilled student.
+
+    ``adaboost`` trains member r on the training set resampled by the boosting weights of round r
+    (SAMME for classes, AdaBoost.R2 for regression); ``bagging`` on a uniform bootstrap sample,
+    every member with vote weight 1. ``mode`` picks the member's training (see MEMBER_MODES), each
+    stage ``epochs`` long at peak rate ``lr``. ``combine`` is how the members' outputs are joined:
+    ``vote`` (alpha-weighted class vote; weighted median for regression) or ``logits``
+    (argmax of the alpha-weighted sum of logits; weighted mean for regression).
+    """
+
+    method: str = "adaboost"
+    members: int = 2
+    mode: str = "none"
+    epochs: int = 1
+    lr: float = 1e-4
+    combine: str = "vote"
+
+    def __post_init__(self):
+        if self.method not in ENSEMBLE_METHODS:
+            raise BebertError(f"Ensemble method must be one of {list(ENSEMBLE_METHODS)}, not {self.method!r}.")
+        if not (_is_int(self.members) and self.members >= 1):
+            raise BebertError(f"An ensemble needs a positive whole number of members, not {self.members!r}.")
+        if self.mode not in MEMBER_MODES:
+            raise BebertError(f"Ensemble member mode must be one of {list(MEMBER_MODES)}, not {self.mode!r}.")
+        if self.combine not in COMBINE_RULES:
+            raise BebertError(f"Ensemble combine rule must be one of {list(COMBINE_RULES)}, not {self.combine!r}.")
+        Stage("task", self.epochs, self.lr)  # the same checks as any stage's epochs and rate
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return tuple(Stage(objective, self.epochs, self.lr) for objective in MEMBER_MODES[self.mode])
+
+    def replace(self, **changes) -> "Ensemble":
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
 class Recipe:
     task: str
@@ -59,6 +108,7 @@ class Recipe:
     teacher: tuple[Stage, ...] = (Stage("task", 3, 1e-4),)
     ternary: tuple[Stage, ...] = ()
     student: tuple[Stage, ...] = (Stage("kd_hidden", 1, 5e-4), Stage("kd_pred", 1, 1e-4))
+    ensemble: Ensemble | None = None
 
     def __post_init__(self):
         for name in ("task", "quant", "backbone"):
@@ -73,15 +123,25 @@ class Recipe:
             raise BebertError(f"Recipe setting seed must be an integer from 0 to 2^32 - 1, not {self.seed!r}.")
         if self.train_subset is not None and not (_is_int(self.train_subset) and self.train_subset >= 1):
             raise BebertError(f"Recipe setting train_subset must be a positive integer or null, not {self.train_subset!r}.")
+        if self.ensemble is not None and not isinstance(self.ensemble, Ensemble):
+            raise BebertError(f"Recipe setting ensemble must be an ensemble section, not {self.ensemble!r}.")
         if not self.teacher or not self.student:
             raise BebertError("A recipe needs at least one teacher stage and one student stage.")
 
     def replace(self, **changes) -> "Recipe":
         return dataclasses.replace(self, **changes)
 
+    @property
+    def base(self) -> "Recipe":
+        """The single binary model that an ensemble's members start from."""
+        return self.replace(ensemble=None)
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {k: [dataclasses.asdict(s) for s in getattr(self, k)]
+        data = dataclasses.asdict(self) | {k: [dataclasses.asdict(s) for s in getattr(self, k)]
                                            for k in ("teacher", "ternary", "student")}
+        if self.ensemble is None:
+            del data["ensemble"]  # a single model's recipe reads (and records) as it always did
+        return data
 
     @classmethod
     def from_dict(cls, data, source: str = "the recipe") -> "Recipe":
@@ -93,6 +153,8 @@ class Recipe:
                     data[key] = tuple(Stage(**s) for s in stages)
                 except TypeError as exc:
                     raise BebertError(f"{source}: a {key} stage is malformed ({exc}).") from None
+        if data.get("ensemble") is not None:
+            data["ensemble"] = Ensemble(**check_settings(Ensemble, data["ensemble"], f"{source}, ensemble"))
         return cls(**data)
 
 

@@ -1,12 +1,14 @@
-"""bebert/boosting.py against scikit-learn's AdaBoostClassifier (SAMME) on toy problems."""
+"""bebert/boosting.py against scikit-learn's AdaBoostClassifier (SAMME) and AdaBoostRegressor
+(AdaBoost.R2, weighted median) on toy problems."""
 
 import numpy as np
 import pytest
-from sklearn.datasets import make_classification
-from sklearn.ensemble import AdaBoostClassifier
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import AdaBoostClassifier, AdaBoostRegressor
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from bebert.boosting import resample, samme_round, uniform_weights, weighted_vote
+from bebert.boosting import (combine_members, r2_round, resample, samme_round, uniform_weights, weighted_median,
+                             weighted_vote)
 from bebert.errors import BebertError
 
 
@@ -29,6 +31,44 @@ def test_samme_rounds_match_scikit_learn(num_classes):
         alphas.append(step.alpha)
     votes = np.stack([m.predict(x) for m in ada.estimators_])
     assert np.array_equal(weighted_vote(votes, np.array(alphas), num_classes), ada.predict(x))
+
+
+def test_r2_rounds_and_weighted_median_match_scikit_learn():
+    x, y = make_regression(n_samples=200, n_features=5, noise=10.0, random_state=0)
+    ada = AdaBoostRegressor(DecisionTreeRegressor(max_depth=3), n_estimators=5, random_state=0).fit(x, y)
+    # scikit-learn fits each tree on a resample drawn from the weights; the trees' predictions on
+    # the whole set then drive the update, which must give its errors and alphas round after round.
+    weights = uniform_weights(len(y))
+    alphas = []
+    for member, error, alpha in zip(ada.estimators_, ada.estimator_errors_, ada.estimator_weights_):
+        step = r2_round(weights, member.predict(x) - y)
+        assert step.error == pytest.approx(error, rel=1e-12)
+        assert step.alpha == pytest.approx(alpha, rel=1e-12)
+        weights = step.weights
+        alphas.append(step.alpha)
+    outputs = np.stack([m.predict(x) for m in ada.estimators_])
+    assert np.allclose(weighted_median(outputs, np.array(alphas)), ada.predict(x), rtol=0, atol=1e-12)
+    joined = combine_members(outputs[..., None], alphas, "vote", regression=True)
+    assert np.allclose(joined, ada.predict(x), rtol=0, atol=1e-12)
+
+
+def test_r2_stops_on_perfect_and_on_weak_members():
+    w = uniform_weights(4)
+    assert r2_round(w, np.zeros(4)).stop
+    weak = r2_round(w, np.array([1.0, 1.0, 1.0, 0.0]))  # average loss 0.75 >= 0.5
+    assert weak.stop and weak.alpha == 0.0
+
+
+def test_combine_rules_on_hand_made_logits():
+    # Two members, three rows, two classes; member 0 weighs 1, member 1 weighs 2.
+    logits = np.array([[[2.0, 0.0], [0.0, 1.0], [0.0, 5.0]],
+                       [[0.0, 0.5], [1.0, 0.0], [1.0, 0.0]]])
+    assert list(combine_members(logits, [1.0, 2.0], "vote", regression=False)) == [1, 0, 0]  # member 1 wins
+    # logits: row 0 sums to [2, 1] -> 0; row 1 [2, 1] -> 0; row 2 [2, 5] -> 1 (a confident member 0)
+    assert list(combine_members(logits, [1.0, 2.0], "logits", regression=False)) == [0, 0, 1]
+    scores = np.array([[[1.0]], [[4.0]]])
+    assert combine_members(scores, [1.0, 2.0], "logits", regression=True)[0] == pytest.approx(3.0)
+    assert combine_members(scores, [1.0, 2.0], "vote", regression=True)[0] == 4.0
 
 
 def test_hand_computed_round():
@@ -66,3 +106,10 @@ def test_bad_inputs():
         samme_round(np.ones(3), np.ones(2, bool), 2)
     with pytest.raises(BebertError, match="one alpha per member"):
         weighted_vote(np.zeros((2, 3), int), np.ones(3), 2)
+
+    with pytest.raises(BebertError, match="shape"):
+        r2_round(np.ones(3), np.ones(2))
+    with pytest.raises(BebertError, match="one alpha per member"):
+        combine_members(np.zeros((0, 3, 2)), np.ones(0), "vote", regression=False)
+    with pytest.raises(BebertError, match="'vote' or 'logits'"):
+        combine_members(np.zeros((1, 3, 2)), np.ones(1), "mean", regression=False)

@@ -1,0 +1,374 @@
+"""BEBERT experiments on our backbone: the GLUE table, the KD ablation, robustness, size and FLOPs.
+
+    python scripts/bebert_results.py [--parts glue kd seeds perturb size] [--tasks sst2 mrpc rte cola stsb]
+                                     [--report-only] [--runs runs] [--out results/bebert.md]
+
+Every run is resumable and shared: rerunning the command continues where it stopped, and finished
+runs are only re-read. Runs are done in a fixed priority order (SST-2 first, then the other tasks,
+then the extra seeds), and results/bebert.md is rewritten after each one, so a partial run already
+gives partial tables (cells not run yet show "-").
+
+    runs/foundation/<task>-<quant>/       single binary models (base runs, shared with foundation_results.py)
+    runs/bebert/<task>-<quant>-<name>/    ensembles trained from them
+    runs/bebert/seeds/<task>-s<seed>[-bebert2]/   the robustness seeds
+
+Parts:
+  glue     fp32, single 1-1-4 and 1-1-1, BEBERT 1-1-4 (AdaBoost, 2 and 4 members: one 4-member run,
+           whose first 2 members are the 2-member ensemble), bagging 1-1-4 (2 members), BEBERT 1-1-1
+           (2 members), on SST-2, MRPC, RTE, CoLA, STS-B with the official metric, and the average.
+  kd       2-member BEBERT 1-1-4 on SST-2 with members trained without KD, with prediction KD, and
+           with two-stage KD: metric and member training wall time.
+  seeds    single 1-1-4 vs BEBERT 1-1-4 (2 members) over seeds 42, 43, 44 on SST-2 and RTE.
+  perturb  dev accuracy with 10% of the (non-special) tokens dropped, seeded, on SST-2 and RTE.
+  size     stored size and FLOPs per sentence (sim/counts.py), MiniLM and BERT-base dimensions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+from bebert import glue
+from bebert.backbone import load_tokenizer
+from bebert.cli import _builtin_recipe
+from bebert.data import drop_tokens
+from bebert.ensemble import ensemble_metrics, run_ensemble
+from bebert.pipeline import load_data, load_model_checkpoint, predictions_from_logits, run_recipe
+from bebert.recipe import Ensemble, load_recipe
+from bebert.sim.counts import FP32, Bits, inference_counts, stored_bytes, total
+from bebert.train import predict_logits
+
+REPO = Path(__file__).resolve().parents[1]
+TASKS = ("sst2", "mrpc", "rte", "cola", "stsb")
+SEEDS = (42, 43, 44)
+SEED_TASKS = ("sst2", "rte")
+DROP_RATE, DROP_SEED = 0.10, 1234
+MEMBER_EPOCHS, MEMBER_LR = 1, 1.0e-4
+
+# name -> (base quantization, ensemble). AdaBoost members are joined by BEBERT's alpha-weighted vote;
+# bagging's members all weigh 1, where a 2-member vote would only break ties, so they join by logits.
+GLUE_ENSEMBLES = {
+    "w1e1a4-adaboost4": ("w1e1a4", Ensemble("adaboost", 4, "none", MEMBER_EPOCHS, MEMBER_LR, "vote")),
+    "w1e1a4-bagging2": ("w1e1a4", Ensemble("bagging", 2, "none", MEMBER_EPOCHS, MEMBER_LR, "logits")),
+    "w1e1a1-adaboost2": ("w1e1a1", Ensemble("adaboost", 2, "none", MEMBER_EPOCHS, MEMBER_LR, "vote")),
+}
+KD_MODES = ("none", "pred", "two_stage")
+KD_TASK = "sst2"
+
+
+def base_recipe(task: str, quant: str, seed: int = 42):
+    return load_recipe(_builtin_recipe(task)).replace(quant=quant, seed=seed)
+
+
+class Runs:
+    """Where each run lives, and running it (resumably) when asked."""
+
+    def __init__(self, root: Path, glue_dir):
+        self.root, self.glue_dir = root, glue_dir
+
+    def base_dir(self, task: str, quant: str, seed: int = 42) -> Path:
+        if seed == 42:
+            return self.root / "foundation" / f"{task}-{quant}"
+        return self.root / "bebert" / "seeds" / f"{task}-{quant}-s{seed}"
+
+    def ensemble_dir(self, task: str, name: str, seed: int = 42) -> Path:
+        if seed == 42:
+            return self.root / "bebert" / f"{task}-{name}"
+        return self.root / "bebert" / "seeds" / f"{task}-{name}-s{seed}"
+
+    def run_base(self, task: str, quant: str, seed: int = 42) -> dict:
+        out = self.base_dir(task, quant, seed)
+        if (out / "results.json").exists():
+            return json.loads((out / "results.json").read_text())
+        other = self.base_dir(task, "w1e1a1" if quant == "w1e1a4" else "w1e1a4", seed) / "teacher"
+        if (other / "model.pt").exists() and not (out / "teacher").exists():
+            shutil.copytree(other, out / "teacher")  # the same teacher recipe: train it once per task and seed
+        return run_recipe(base_recipe(task, quant, seed), out, glue_dir=self.glue_dir, resume=True)
+
+    def run_ensemble(self, task: str, name: str, quant: str, ensemble: Ensemble, seed: int = 42) -> dict:
+        out = self.ensemble_dir(task, name, seed)
+        if (out / "results.json").exists():
+            return json.loads((out / "results.json").read_text())
+        self.run_base(task, quant, seed)
+        recipe = base_recipe(task, quant, seed).replace(ensemble=ensemble)
+        return run_ensemble(recipe, out, glue_dir=self.glue_dir, resume=True, base_dir=self.base_dir(task, quant, seed))
+
+    def result(self, path: Path) -> dict | None:
+        path = path / "results.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+
+def jobs(parts: list[str], tasks: list[str], runs: Runs):
+    """(description, callable) in priority order."""
+    order = [KD_TASK] + [t for t in tasks if t != KD_TASK] if KD_TASK in tasks else list(tasks)
+    for task in order:
+        if "glue" in parts or ("kd" in parts and task == KD_TASK):
+            yield f"{task} 1-1-4 single", lambda t=task: runs.run_base(t, "w1e1a4")
+            yield f"{task} BEBERT 1-1-4 adaboost x4", lambda t=task: runs.run_ensemble(t, "w1e1a4-adaboost4",
+                                                                                      *GLUE_ENSEMBLES["w1e1a4-adaboost4"])
+        if "kd" in parts and task == KD_TASK:
+            for mode in KD_MODES[1:]:
+                ens = Ensemble("adaboost", 2, mode, MEMBER_EPOCHS, MEMBER_LR, "vote")
+                yield f"{task} KD ablation {mode}", lambda t=task, e=ens, m=mode: runs.run_ensemble(
+                    t, f"w1e1a4-kd-{m}2", "w1e1a4", e)
+        if "glue" in parts:
+            yield f"{task} 1-1-1 single", lambda t=task: runs.run_base(t, "w1e1a1")
+            for name in ("w1e1a4-bagging2", "w1e1a1-adaboost2"):
+                yield f"{task} {name}", lambda t=task, n=name: runs.run_ensemble(t, n, *GLUE_ENSEMBLES[n])
+    if "seeds" in parts:
+        for task in SEED_TASKS:
+            for seed in SEEDS:
+                yield f"{task} seed {seed}", lambda t=task, s=seed: runs.run_ensemble(
+                    t, "w1e1a4-adaboost2", "w1e1a4", Ensemble("adaboost", 2, "none", MEMBER_EPOCHS, MEMBER_LR, "vote"), s)
+
+
+# ------------------------------------------------------------------------------------------------
+# tables
+
+
+def cell(value, digits=2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def glue_rows(runs: Runs, tasks) -> tuple[list[str], dict]:
+    header = ["fp32", "1-1-4", "1-1-1", "BEBERT 1-1-4 x2", "BEBERT 1-1-4 x4", "bagging 1-1-4 x2", "BEBERT 1-1-1 x2"]
+    table = {}
+    for task in tasks:
+        metric = glue.task_spec(task).primary_metric
+        b4, b1 = runs.result(runs.base_dir(task, "w1e1a4")), runs.result(runs.base_dir(task, "w1e1a1"))
+        ada4 = runs.result(runs.ensemble_dir(task, "w1e1a4-adaboost4"))
+        bag = runs.result(runs.ensemble_dir(task, "w1e1a4-bagging2"))
+        ada1 = runs.result(runs.ensemble_dir(task, "w1e1a1-adaboost2"))
+        teacher = (b4 or b1 or {}).get("teacher", {}).get("dev", {}).get(metric)
+
+        def prefix(result, m, rule="vote"):
+            return result["dev_by_members"][str(m)][rule][metric] if result and str(m) in result["dev_by_members"] else None
+
+        table[task] = dict(zip(header, [
+            teacher, b4 and b4["student"]["dev"][metric], b1 and b1["student"]["dev"][metric],
+            prefix(ada4, 2), prefix(ada4, 4), bag and bag["dev"][metric], prefix(ada1, 2)]))
+        table[task]["logits"] = {"BEBERT 1-1-4 x2": prefix(ada4, 2, "logits"), "BEBERT 1-1-4 x4": prefix(ada4, 4, "logits"),
+                                 "BEBERT 1-1-1 x2": prefix(ada1, 2, "logits"), "bagging 1-1-4 x2 (vote)": prefix(bag, 2)}
+    return header, table
+
+
+def render_glue(runs: Runs, tasks) -> list[str]:
+    header, table = glue_rows(runs, tasks)
+    lines = ["## GLUE dev (official metric per task, percent)", "",
+             "| task | metric | train rows | " + " | ".join(header) + " |",
+             "| --- | --- | ---: | " + " | ".join("---:" for _ in header) + " |"]
+    for task in tasks:
+        spec = glue.task_spec(task)
+        base = runs.result(runs.base_dir(task, "w1e1a4"))
+        rows = base["train_rows"] if base else None
+        subset = base and base["recipe"]["train_subset"]
+        rows_text = "-" if rows is None else f"{rows:,}" + (" (subset)" if subset else "")
+        lines.append(f"| {spec.name} | {spec.primary_metric} | {rows_text} | "
+                     + " | ".join(cell(table[task][h]) for h in header) + " |")
+    averages = {h: (statistics.fmean(table[t][h] for t in tasks) if all(table[t][h] is not None for t in tasks) else None)
+                for h in header}
+    lines.append("| **average** | | | " + " | ".join(cell(averages[h]) for h in header) + " |")
+    lines += ["", "The same ensembles joined the other way (AdaBoost by alpha-weighted logits; bagging by vote):", "",
+              "| task | BEBERT 1-1-4 x2 | BEBERT 1-1-4 x4 | BEBERT 1-1-1 x2 | bagging 1-1-4 x2 (vote) |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for task in tasks:
+        other = table[task]["logits"]
+        lines.append(f"| {task} | " + " | ".join(cell(other[k]) for k in other) + " |")
+    lines += ["", "Members per run (weighted training error, alpha, own dev metric, member training wall s):", ""]
+    for task in tasks:
+        for name in GLUE_ENSEMBLES:
+            result = runs.result(runs.ensemble_dir(task, name))
+            if result:
+                metric = result["metric"]
+                members = "; ".join(f"{m['error']:.3f} / {m['alpha']:.3f} / "
+                                    f"{cell(m['dev'][metric]) if m['dev'] else 'dropped'} / {m['train_wall_s']:.0f}"
+                                    for m in result["members"])
+                lines.append(f"- {task} {name}: {members}")
+    return lines + [""], averages
+
+
+def render_kd(runs: Runs) -> list[str]:
+    lines = ["## KD ablation: how the members are trained (SST-2, BEBERT 1-1-4, 2 members, AdaBoost)", "",
+             "| member training | dev acc (vote) | dev acc (logits) | member training wall s | vs no KD |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    walls = {}
+    for mode in KD_MODES:
+        name = "w1e1a4-adaboost4" if mode == "none" else f"w1e1a4-kd-{mode}2"
+        result = runs.result(runs.ensemble_dir(KD_TASK, name))
+        if result is None:
+            lines.append(f"| {mode} | - | - | - | - |")
+            continue
+        first_two = result["members"][:2]
+        walls[mode] = sum(m["train_wall_s"] for m in first_two)
+        dev = result["dev_by_members"].get("2", {})
+        ratio = f"{walls[mode] / walls['none']:.2f}x" if "none" in walls else "-"
+        lines.append(f"| {mode.replace('_', '-')} | {cell(dev.get('vote', {}).get('accuracy'))} | "
+                     f"{cell(dev.get('logits', {}).get('accuracy'))} | {walls[mode]:.0f} | {ratio} |")
+    lines += ["", "Wall time is the two members' own training (the stages' timers, teacher forward passes included",
+              "for the KD modes); every mode starts from the same distilled student. The no-KD row is the first two",
+              "members of the GLUE table's 4-member run.", ""]
+    return lines
+
+
+def render_seeds(runs: Runs) -> list[str]:
+    lines = ["## Robustness: seeds 42, 43, 44 (BEBERT 1-1-4, 2 members, AdaBoost, vote)", "",
+             "| task | model | seed 42 | seed 43 | seed 44 | mean | std |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for task in SEED_TASKS:
+        metric = glue.task_spec(task).primary_metric
+        single, bebert = [], []
+        for seed in SEEDS:
+            base = runs.result(runs.base_dir(task, "w1e1a4", seed))
+            ens = runs.result(runs.ensemble_dir(task, "w1e1a4-adaboost4" if seed == 42 else "w1e1a4-adaboost2", seed))
+            single.append(base["student"]["dev"][metric] if base else None)
+            bebert.append(ens["dev_by_members"]["2"]["vote"][metric] if ens and "2" in ens["dev_by_members"] else None)
+        for label, values in (("single 1-1-4", single), ("BEBERT 1-1-4 x2", bebert)):
+            done = [v for v in values if v is not None]
+            mean = statistics.fmean(done) if len(done) == len(SEEDS) else None
+            std = statistics.stdev(done) if len(done) == len(SEEDS) else None
+            lines.append(f"| {task} | {label} | " + " | ".join(cell(v) for v in values) + f" | {cell(mean)} | {cell(std)} |")
+    lines += ["", "std is the sample standard deviation over the three seeds. A seed sets the training subset",
+              "(SST-2), the data order, dropout and the resampling; seed 42 of BEBERT is the GLUE table's run.", ""]
+    return lines
+
+
+def perturbation(runs: Runs, glue_dir) -> dict:
+    """Clean and perturbed dev metric of fp32, single 1-1-4 and BEBERT 1-1-4 x2 (seed 42), per task."""
+    found = {}
+    for task in SEED_TASKS:
+        base_dir, ens_dir = runs.base_dir(task, "w1e1a4"), runs.ensemble_dir(task, "w1e1a4-adaboost4")
+        ens = runs.result(ens_dir)
+        if ens is None or len(ens["members"]) < 2:
+            continue
+        cache = ens_dir / "perturbation.json"
+        if cache.exists():
+            found[task] = json.loads(cache.read_text())
+            continue
+        recipe = base_recipe(task, "w1e1a4")
+        tokenizer = load_tokenizer(recipe.backbone)
+        _, dev = load_data(recipe, tokenizer, glue_dir)
+        noisy = drop_tokens(dev, DROP_RATE, DROP_SEED, tokenizer.all_special_ids)
+        spec = glue.task_spec(task)
+        models = {"fp32": [load_model_checkpoint(base_dir / "teacher" / "model.pt")],
+                  "single 1-1-4": [load_model_checkpoint(base_dir / "student" / "model.pt")],
+                  "BEBERT 1-1-4 x2": [load_model_checkpoint(ens_dir / "members" / str(m["round"]) / "model.pt")
+                                      for m in ens["members"][:2]]}
+        alphas = [m["alpha"] for m in ens["members"][:2]]
+        row = {}
+        for label, members in models.items():
+            for split_name, split in (("clean", dev), ("perturbed", noisy)):
+                logits = [predict_logits(m, split) for m in members]
+                if len(logits) == 1:
+                    value = glue.score(task, predictions_from_logits(logits[0], spec.is_regression), split.labels)
+                else:
+                    value = ensemble_metrics(logits, alphas, task, split.labels, "vote")[spec.primary_metric]
+                row.setdefault(label, {})[split_name] = value
+        cache.write_text(json.dumps(row, indent=2))
+        found[task] = row
+    return found
+
+
+def render_perturb(found: dict) -> list[str]:
+    lines = [f"## Input perturbation: {DROP_RATE:.0%} of the tokens dropped (seed {DROP_SEED}), dev", "",
+             "| task | model | clean | perturbed | drop |", "| --- | --- | ---: | ---: | ---: |"]
+    for task, row in found.items():
+        for label, values in row.items():
+            lines.append(f"| {task} | {label} | {values['clean']:.2f} | {values['perturbed']:.2f} | "
+                         f"{values['clean'] - values['perturbed']:.2f} |")
+    lines += ["", "Each non-special token of every dev sentence is dropped with probability 0.1 by a draw seeded",
+              "per row (bebert.data.drop_tokens), so every model sees the same perturbed sentences.", ""]
+    return lines
+
+
+def render_size(runs: Runs) -> list[str]:
+    dims = {"MiniLM-L6 (ours)": dict(vocab_size=30522, hidden_size=384, num_layers=6, num_heads=12,
+                                    intermediate_size=1536, max_position=512, type_vocab_size=2, num_labels=2),
+            "BERT-base (paper)": dict(vocab_size=30522, hidden_size=768, num_layers=12, num_heads=12,
+                                      intermediate_size=3072, max_position=512, type_vocab_size=2, num_labels=2)}
+    models = [("fp32", FP32, 1), ("single 1-1-4", Bits(), 1), ("single 1-1-1", Bits(activations=1, per_row_weight_scales=True), 1),
+              ("BEBERT 1-1-4 x2", Bits(), 2), ("BEBERT 1-1-4 x4", Bits(), 4),
+              ("BEBERT 1-1-1 x2", Bits(activations=1, per_row_weight_scales=True), 2)]
+    lines = ["## Size and FLOPs per sentence (128 tokens)", "",
+             "Counted by sim/counts.py. FLOPs: a full-precision multiply-accumulate counts 2, a w-bit x a-bit one",
+             "2*w*a/64 (64 binary operations per word op), element-wise work at fixed per-element costs: the",
+             "binary-BERT papers' convention, which gives BERT-base fp32 22.4 GFLOPs (they quote 22.5 G), BinaryBERT",
+             "1.6 G (quoted 1.5 G) and BiBERT 0.44 G (quoted 0.4 G). Sizes in MiB (2^20 bytes, as the papers' 418 MB",
+             "for BERT-base), binary tensors at 1 bit, everything else at 32. An ensemble of n members costs n times",
+             "one member: every member runs on every sentence.", "",
+             "| backbone | model | size MiB | size saving | GFLOPs | FLOPs saving |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for backbone, d in dims.items():
+        ref_size, ref_flops = stored_bytes(d, FP32), total(inference_counts(d, 128, FP32))["flops"]
+        for label, bits, members in models:
+            size, flops = members * stored_bytes(d, bits), members * total(inference_counts(d, 128, bits))["flops"]
+            lines.append(f"| {backbone} | {label} | {size / 2**20:.1f} | {ref_size / size:.1f}x | {flops / 1e9:.2f} | "
+                         f"{ref_flops / flops:.1f}x |")
+    builtin = REPO / "bebert" / "builtin_model"
+    if builtin.exists():
+        actual = sum(f.stat().st_size for f in builtin.iterdir())
+        lines += ["", f"The shipped built-in model (2 members, MiniLM, 1-1-4) takes {actual / 2**20:.2f} MiB on disk "
+                      "(bebert/builtin_model: manifest + bit-packed tensors, quantizer steps included)."]
+    lines += ["", "The paper's claims for BEBERT on BERT-base: 13x smaller and 15x fewer FLOPs than fp32. The size",
+              "claim matches a 2-member 1-1-4 ensemble here; 15x FLOPs matches a single 1-1-4 member, not two",
+              "(a 2-member ensemble does twice the work of one member).", ""]
+    return lines
+
+
+def render(runs: Runs, parts, tasks, glue_dir, wall_s: float) -> str:
+    lines = ["# BEBERT results: binary ensembles on MiniLM (GLUE dev)", "",
+             "Written by `scripts/bebert_results.py` on 2 CPU cores (no GPU). Backbone all-MiniLM-L6-v2. Single",
+             "models: the recipes bebert/recipes/<task>.yaml (seed 42; fp32 teacher, then the binary student",
+             "distilled in two stages; see results/foundation.md). Ensembles: every member starts from that",
+             f"distilled student and trains {MEMBER_EPOCHS} epoch at peak rate {MEMBER_LR:g} on the resampled training set",
+             "(AdaBoost: SAMME, AdaBoost.R2 for STS-B; bagging: bootstrap), without KD unless stated.", ""]
+    if "glue" in parts:
+        glue_lines, averages = render_glue(runs, tasks)
+        lines += glue_lines
+    if "kd" in parts:
+        lines += render_kd(runs)
+    if "seeds" in parts:
+        lines += render_seeds(runs)
+    if "perturb" in parts:
+        lines += render_perturb(perturbation(runs, glue_dir))
+    if "size" in parts:
+        lines += render_size(runs)
+    lines += [f"Script wall time this invocation: {wall_s:.0f} s (finished runs are re-read, not retrained).", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["glue", "kd", "seeds", "perturb", "size"],
+                        choices=["glue", "kd", "seeds", "perturb", "size"])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--report-only", action="store_true", help="write the tables from finished runs only")
+    parser.add_argument("--runs", default=str(REPO / "runs"))
+    parser.add_argument("--glue-dir")
+    parser.add_argument("--out", default=str(REPO / "results" / "bebert.md"))
+    args = parser.parse_args(argv)
+    runs = Runs(Path(args.runs), args.glue_dir)
+    started = time.perf_counter()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def report():
+        text = render(runs, args.parts, args.tasks, args.glue_dir, time.perf_counter() - started)
+        out.write_text(text)
+        return text
+
+    if not args.report_only:
+        for description, job in jobs(args.parts, args.tasks, runs):
+            print(f"== {description}", flush=True)
+            job()
+            report()
+    print(report())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
