@@ -131,3 +131,30 @@ def bitserial_matmul(codes: np.ndarray, w: np.ndarray, k: int, bits: int, signed
             raise ValueError(f"the fast engine is exact only for K * {largest} <= 2^24, not K = {k}")
         return (np.asarray(codes, dtype=np.float32) @ bitpack.unpack_signs(w, k, np.float32).T).astype(np.int32)
     raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+
+
+def codes_matmul(a: np.ndarray, a_bits: int, a_signed: bool, b: np.ndarray, b_bits: int, b_signed: bool,
+                 engine: str = "literal") -> np.ndarray:
+    """(M, N) int64 products of integer codes a (M, K) with integer codes b (N, K): both operands
+    multi-bit, as in the attention products (Q.K^T, P.V) of the 1-1-4 setting.
+
+    literal: every pair of bit planes meets by AND-popcount, weighted 2^i * 2^j (negative for one
+    sign plane, positive for two); fast: one float32 product, exact while K * max|a| * max|b| <= 2^24.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"code products need (M, K) and (N, K) operands, not {a.shape} and {b.shape}")
+    k = a.shape[1]
+    if engine == "literal":
+        a_planes, b_planes = bit_planes(a, a_bits, a_signed), bit_planes(b, b_bits, b_signed)
+        out = np.zeros((a.shape[0], b.shape[0]), dtype=np.int64)
+        for a_value, a_plane in zip(plane_weights(a_bits, a_signed), a_planes):
+            for b_value, b_plane in zip(plane_weights(b_bits, b_signed), b_planes):
+                out += a_value * b_value * _popcount_product(a_plane, b_plane, k, np.bitwise_and).astype(np.int64)
+        return out
+    if engine == "fast":
+        largest = (np.abs(a).max(initial=0)) * (np.abs(b).max(initial=0))
+        if k * largest > FLOAT32_EXACT:
+            raise ValueError(f"the fast engine is exact only for K * max|a| * max|b| <= 2^24, not {k * largest}")
+        return (a.astype(np.float32) @ b.astype(np.float32).T).astype(np.int64)
+    raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
