@@ -1,27 +1,168 @@
 """``bebert-hw``: the hardware side's command line.
 
-The accelerator generator (``gen``), the simulator (``sim``) and the design-space exploration
-(``dse``) join here as they land; today the command only describes itself.
+``sim`` runs the bit-accurate simulator (bebert.sim) on an artifact, by default the built-in model.
+The accelerator generator (``gen``) and the design-space exploration (``dse``) join as they land.
+Every problem with the user's input is one ``bebert-hw: error:`` sentence and exit status 2.
+Nothing here imports torch, except the optional comparison with the PyTorch model.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+
+from bebert.errors import BebertError
+
+
+def _load(args):
+    from bebert.builtin import BUILTIN_DIR
+    from bebert.sim.ensemble import load_simulation
+    from bebert.sim.tokens import SentenceTokenizer
+
+    directory = args.artifact or BUILTIN_DIR
+    started = time.perf_counter()
+    simulation = load_simulation(directory)
+    compiled_s = time.perf_counter() - started
+    recipe = simulation.manifest.get("recipe", {})
+    tokenizer = SentenceTokenizer(args.backbone or recipe.get("backbone"), recipe.get("max_length", 128))
+    name = "built-in model" if args.artifact is None else "artifact"
+    print(f"simulator: {name} {simulation.path}, {len(simulation.members)} member(s) "
+          f"{simulation.manifest['bits']['label']}, joined by {simulation.combine}; engine {args.engine}; "
+          f"compiled in {compiled_s:.1f} s")
+    return simulation, tokenizer
+
+
+def cmd_sim(args) -> int:
+    if args.engine not in ("fast", "literal"):
+        raise BebertError(f"--engine must be fast or literal, not {args.engine!r}.")
+    if args.sentence is not None:
+        if not args.sentence.strip() or (args.pair is not None and not args.pair.strip()):
+            raise BebertError("The sentence is empty; give the simulator some words.")
+        return _sim_sentence(args)
+    if args.trace is not None:
+        raise BebertError("--trace records one sentence; give it with --sentence.")
+    return _sim_dataset(args)
+
+
+def _sim_sentence(args) -> int:
+    import numpy as np
+
+    from bebert.sim.fixed import FRAC
+    from bebert.sim.trace import write_trace
+
+    simulation, tokenizer = _load(args)
+    ids, types = tokenizer.encode(args.sentence, args.pair)
+    trace = {} if args.trace else None
+    logits = simulation.member_logits([ids], [types], engine=args.engine, trace=trace)
+    answer = simulation.join(logits, trace)
+    print(f"  {len(ids)} tokens: {ids}")
+    for i, (member, member_logits) in enumerate(zip(simulation.members, logits[:, 0])):
+        shown = ", ".join(f"{v / 2**FRAC:+.4f}" for v in member_logits)
+        print(f"  member {i + 1} (alpha {member.weight:.3f}): logits [{shown}] (fixed point {member_logits.tolist()})")
+    task = simulation.manifest.get("task", {}).get("name", "?")
+    print(f"  ensemble answer: {answer[0]}" + (f" ({'positive' if answer[0] == 1 else 'negative'})"
+                                               if task == "sst2" else ""))
+    if trace is not None:
+        meta = {"artifact": str(simulation.path), "sentence": args.sentence, "pair": args.pair, "engine": args.engine,
+                "frac": FRAC, "answer": int(answer[0]),
+                "tensor_file_sha256": simulation.manifest["tensor_file"]["sha256"]}
+        path = write_trace(args.trace, {**trace, "ensemble.answer": np.array(answer)}, meta)
+        print(f"  trace: {len(trace) + 1} integer tensors written to {path}")
+    return 0
+
+
+def _sim_dataset(args) -> int:
+    import numpy as np
+
+    from bebert import glue
+
+    simulation, tokenizer = _load(args)
+    task = args.task or simulation.manifest.get("task", {}).get("name")
+    if task is None:
+        raise BebertError(f"Artifact {simulation.path} names no task; pass --task.")
+    spec = glue.task_spec(task)
+    examples = glue.load_split(spec.name, args.split, args.glue_dir)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise BebertError(f"--limit must be a positive number of sentences, not {args.limit}.")
+        examples = examples[:args.limit]
+    ids, types = tokenizer.encode_examples(examples)
+    labels = np.array([e.label for e in examples])
+    started = time.perf_counter()
+    logits = simulation.member_logits(ids, types, engine=args.engine)
+    answers = simulation.join(logits)
+    took = time.perf_counter() - started
+    metric = spec.primary_metric
+
+    def score(predictions) -> str:
+        return f"{metric} {glue.compute_metrics(spec.name, predictions, labels)[metric]:.2f}"
+
+    print(f"  {spec.name} {args.split}: {len(examples)} sentences in {took:.1f} s "
+          f"({len(examples) / took:.1f} sentences/s)")
+    if len(simulation.members) > 1:
+        for i, member_logits in enumerate(logits):
+            member_answers = member_logits[:, 0] if spec.is_regression else member_logits.argmax(-1)
+            print(f"  member {i + 1}: {score(member_answers)}")
+    print(f"  integer datapath (this simulator): {score(answers)}")
+    if not args.no_compare:
+        reference = _pytorch_answers(simulation, examples, spec)
+        same = int((reference == answers).sum()) if not spec.is_regression else None
+        agreement = (f"prediction agreement {100.0 * same / len(examples):.2f}% ({same}/{len(examples)})"
+                     if same is not None else "")
+        print(f"  PyTorch model (fake-quantized float): {score(reference)}; {agreement}")
+    return 0
+
+
+def _pytorch_answers(simulation, examples, spec):
+    """The trained model's own answers (the float, fake-quantized forward pass) on the same sentences."""
+    from bebert.backbone import load_tokenizer
+    from bebert.data import encode
+    from bebert.ensemble import artifact_predictions
+    from bebert.export import load_ensemble
+
+    members, manifest = load_ensemble(simulation.path)
+    recipe = manifest.get("recipe", {})
+    split = encode(examples, load_tokenizer(recipe.get("backbone")), recipe.get("max_length", 128),
+                   spec.is_regression)
+    answers, _ = artifact_predictions(members, split, simulation.combine, spec.is_regression)
+    return answers
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="bebert-hw",
-        description="Hardware flow for BEBERT artifacts: bit-accurate simulation, Verilog generation "
-                    "(Amaranth), cocotb/Verilator co-simulation, cost models and design-space exploration. "
-                    "No subcommand is available yet: the simulator, `gen` and `dse` are being built.",
-    )
+        description="Hardware flow for BEBERT artifacts: bit-accurate simulation of the integer datapath; "
+                    "Verilog generation (Amaranth), cocotb/Verilator co-simulation, cost models and the "
+                    "design-space exploration are being built.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sim", help="run the integer-datapath simulator on a GLUE split or one sentence")
+    p.add_argument("--artifact", help="artifact directory (default: the built-in model)")
+    p.add_argument("--task", help="GLUE task (default: the artifact's)")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--limit", type=int, help="only the first N sentences of the split")
+    p.add_argument("--engine", default="fast", help="GEMM engine: fast (exact float32 BLAS) or literal "
+                                                     "(XNOR/AND-popcount on packed 64-bit words, as the PE array)")
+    p.add_argument("--no-compare", action="store_true", help="skip the comparison with the PyTorch model")
+    p.add_argument("--sentence", help="run one sentence: print each member's logits and the ensemble's answer")
+    p.add_argument("--pair", help="with --sentence: the second sentence of a pair task")
+    p.add_argument("--trace", help="with --sentence: write every intermediate integer tensor to this .npz file")
+    p.add_argument("--backbone", help="tokenizer directory (default: the artifact recipe's backbone)")
+    p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue)")
+    p.set_defaults(func=cmd_sim)
+    return parser
 
 
 def main(argv=None) -> int:
-    build_parser().print_help()
-    return 0
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BebertError as exc:
+        print(f"bebert-hw: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bebert-hw: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -29,12 +29,13 @@ from scipy.special import erf
 
 from bebert import bitpack
 from bebert.artifact import ArtifactError
+from bebert.errors import BebertError
 
 from .gemm import FLOAT32_EXACT
 from .fixed import EXP_FRAC, FRAC, PROB_FRAC, multiplier, to_fixed
 
 
-class DatapathError(ValueError):
+class DatapathError(BebertError):
     """An artifact the integer datapath cannot run (one sentence, names the reason)."""
 
 
@@ -82,9 +83,9 @@ class Quantizer:
 
     def boundaries(self) -> np.ndarray:
         """(channels, levels-1) real inputs at which the code steps up by one (monotone chains)."""
-        if self.codes.bipolar:
+        if self.codes.bipolar:  # -1 -> +1 is a step of two: the same boundary counted twice
             shift = np.zeros(1) if self.shift is None else np.atleast_1d(self.shift)
-            return shift[:, None]
+            return np.repeat(shift[:, None], 2, axis=1)
         return ((np.arange(self.codes.low + 1, self.codes.high + 1) - 0.5) * self.scale)[None, :]
 
 
@@ -282,8 +283,16 @@ class _Reader:
         self.artifact, self.prefix = artifact, prefix
         self.specs = artifact.manifest["quantizers"]
 
-    def float(self, name: str) -> np.ndarray:
-        return np.asarray(self.artifact.tensor(self.prefix + name), dtype=np.float64)
+    def float(self, name: str, shape: tuple | None = None) -> np.ndarray:
+        array = np.asarray(self.artifact.tensor(self.prefix + name), dtype=np.float64)
+        if shape is not None:
+            self.expect(name, array.shape, shape)
+        return array
+
+    def expect(self, name: str, found: tuple, *allowed: tuple) -> None:
+        if tuple(found) not in [tuple(a) for a in allowed]:
+            raise DatapathError(f"{self.artifact.path}: tensor {self.prefix}{name} has shape {tuple(found)}, but the "
+                                f"model description needs {' or '.join(str(tuple(a)) for a in allowed)}.")
 
     def quantizer(self, path: str) -> Quantizer:
         if path not in self.specs:
@@ -293,20 +302,24 @@ class _Reader:
         shift = None
         if self.prefix + path + ".shift" in self.artifact.entries:
             shift = self.float(path + ".shift")
-        return Quantizer(codes, float(self.float(path + ".step").reshape(-1)[0]), shift)
+        return Quantizer(codes, float(self.float(path + ".step", (1,))[0]), shift)
 
-    def weight(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    def weight(self, layer: str, out: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.prefix + layer + ".weight_split_signs" in self.artifact.entries:
             raise DatapathError(f"{self.artifact.path}: layer {layer} carries ternary-split weights, which "
                                 "the integer datapath does not run yet.")
-        return (np.ascontiguousarray(self.artifact.raw(self.prefix + layer + ".weight_signs")),
-                self.float(layer + ".weight_scale").reshape(-1))
+        name = self.prefix + layer + ".weight_signs"
+        packed = self.artifact.raw(name)  # a missing tensor raises here, named
+        self.expect(layer + ".weight_signs", self.artifact.entries[name].shape, (out, k))
+        scale = self.float(layer + ".weight_scale")
+        self.expect(layer + ".weight_scale", scale.shape, (1,), (out,))
+        return np.ascontiguousarray(packed), scale.reshape(-1)
 
 
-def _linear(reader: _Reader, name: str, input_quant: Quantizer, k: int, *, to_quantizer: Quantizer | None = None,
-            nonlinearity: str = "identity") -> Linear:
-    words, alpha = reader.weight(name)
-    bias = reader.float(name + ".bias")
+def _linear(reader: _Reader, name: str, input_quant: Quantizer, k: int, out: int, *,
+            to_quantizer: Quantizer | None = None, nonlinearity: str = "identity") -> Linear:
+    words, alpha = reader.weight(name, out, k)
+    bias = reader.float(name + ".bias", (out,))
     scale = input_quant.scale * alpha  # the real value of one accumulator unit, per matrix or per row
     layer = Linear(name, words, k, input_quant.codes)
     if layer.accumulator_bound() >= FLOAT32_EXACT:
@@ -321,8 +334,8 @@ def _linear(reader: _Reader, name: str, input_quant: Quantizer, k: int, *, to_qu
     return layer
 
 
-def _layer_norm(reader: _Reader, name: str) -> LayerNorm:
-    return LayerNorm(to_fixed(reader.float(name + ".weight")), to_fixed(reader.float(name + ".bias")))
+def _layer_norm(reader: _Reader, name: str, width: int) -> LayerNorm:
+    return LayerNorm(to_fixed(reader.float(name + ".weight", (width,))), to_fixed(reader.float(name + ".bias", (width,))))
 
 
 def exp_table(unit: float) -> np.ndarray:
@@ -356,29 +369,32 @@ def compile_member(artifact, prefix: str, weight: float) -> Member:
                               pq.scale * vq.scale, out_in)
         layers.append(Layer(
             input_stairs=fixed_point_staircase(attn_in), input_codes=attn_in.codes,
-            query=_linear(r, p + "attention.query", attn_in, h, to_quantizer=qq),
-            key=_linear(r, p + "attention.key", attn_in, h, to_quantizer=kq),
-            value=_linear(r, p + "attention.value", attn_in, h, to_quantizer=vq),
+            query=_linear(r, p + "attention.query", attn_in, h, h, to_quantizer=qq),
+            key=_linear(r, p + "attention.key", attn_in, h, h, to_quantizer=kq),
+            value=_linear(r, p + "attention.value", attn_in, h, h, to_quantizer=vq),
             attention=attention,
-            attention_output=_linear(r, p + "attention_output", out_in, h),
-            attention_norm=_layer_norm(r, p + "attention_norm"),
+            attention_output=_linear(r, p + "attention_output", out_in, h, h),
+            attention_norm=_layer_norm(r, p + "attention_norm", h),
             ffn_in_stairs=fixed_point_staircase(ffn_in_q),
-            ffn_in=_linear(r, p + "ffn_in", ffn_in_q, h, to_quantizer=ffn_out_q, nonlinearity="gelu"),
-            ffn_out=_linear(r, p + "ffn_out", ffn_out_q, inter),
-            ffn_norm=_layer_norm(r, p + "ffn_norm"),
+            ffn_in=_linear(r, p + "ffn_in", ffn_in_q, h, inter, to_quantizer=ffn_out_q, nonlinearity="gelu"),
+            ffn_out=_linear(r, p + "ffn_out", ffn_out_q, inter, h),
+            ffn_norm=_layer_norm(r, p + "ffn_norm", h),
         ))
     pooler_in, classifier_in = r.quantizer("pooler.input_quant"), r.quantizer("classifier.input_quant")
+    vocab, positions = dims["vocab_size"], dims["max_position"]
+    word_signs = artifact.tensor(prefix + "embeddings.word_embeddings.weight_signs")
+    r.expect("embeddings.word_embeddings.weight_signs", word_signs.shape, (vocab, h))
     return Member(
         prefix=prefix, weight=weight,
-        word_signs=artifact.tensor(prefix + "embeddings.word_embeddings.weight_signs"),
-        word_scale=to_fixed(r.float("embeddings.word_embeddings.weight_scale")),
-        position=to_fixed(r.float("embeddings.position_embeddings.weight")),
-        token_type=to_fixed(r.float("embeddings.token_type_embeddings.weight")),
-        embedding_norm=_layer_norm(r, "embeddings.norm"),
+        word_signs=word_signs,
+        word_scale=to_fixed(r.float("embeddings.word_embeddings.weight_scale", (vocab,))),
+        position=to_fixed(r.float("embeddings.position_embeddings.weight", (positions, h))),
+        token_type=to_fixed(r.float("embeddings.token_type_embeddings.weight", (dims["type_vocab_size"], h))),
+        embedding_norm=_layer_norm(r, "embeddings.norm", h),
         layers=layers,
         pooler_stairs=fixed_point_staircase(pooler_in), pooler_codes=pooler_in.codes,
-        pooler=_linear(r, "pooler", pooler_in, h, to_quantizer=classifier_in, nonlinearity="tanh"),
-        classifier=_linear(r, "classifier", classifier_in, h),
+        pooler=_linear(r, "pooler", pooler_in, h, h, to_quantizer=classifier_in, nonlinearity="tanh"),
+        classifier=_linear(r, "classifier", classifier_in, h, dims["num_labels"]),
         hidden=h, max_position=dims["max_position"],
     )
 
