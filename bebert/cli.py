@@ -12,7 +12,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .errors import BebertError
+from .errors import BebertError, run_command
 
 DEMO_RECIPE = "demo"
 
@@ -125,10 +125,23 @@ def cmd_demo(args) -> int:
     print(f"  artifact {size / 1e6:.2f} MB for {len(members)} members vs one fp32 MiniLM {fp32 / 1e6:.2f} MB "
           f"({fp32 / size:.1f}x smaller; counted 1-bit size per member "
           f"{stored_bytes(manifest['model'], Bits.from_manifest(manifest)) / 1e6:.2f} MB)")
-    print(f"  wall time {time.perf_counter() - started:.0f} s")
     if not np.isclose(ensemble_value, recorded, rtol=0, atol=1e-9):
         raise BebertError(f"The built-in model scored {ensemble_value:.2f} on {spec.name} dev, not the "
                           f"{recorded:.2f} recorded in its manifest.")
+
+    # The same sentences through the integer datapath (bebert.sim), as the accelerator will compute them.
+    from .sim.ensemble import load_simulation
+    from .sim.tokens import SentenceTokenizer
+
+    simulated_at = time.perf_counter()
+    simulation = load_simulation(BUILTIN_DIR)
+    ids, types = SentenceTokenizer(recipe["backbone"], recipe["max_length"]).encode_examples(rows)
+    integer_answers = simulation.join(simulation.member_logits(ids, types))
+    same = int((integer_answers == predictions).sum())
+    print(f"  integer datapath (bebert-hw sim) {metric} {measured(integer_answers):.2f}; agrees with the "
+          f"PyTorch model on {same}/{len(rows)} sentences ({100.0 * same / len(rows):.2f}%), "
+          f"{time.perf_counter() - simulated_at:.0f} s")
+    print(f"  wall time {time.perf_counter() - started:.0f} s")
     return 0
 
 
@@ -202,14 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except BebertError as exc:
-        print(f"bebert: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bebert: interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
-        return 130
+    return run_command("bebert", args.func, args, "interrupted; rerun with --resume to continue from the last checkpoint")
 
 
 if __name__ == "__main__":

@@ -9,3 +9,17 @@ sentence and exit with status 2; anything else escaping is a bug and keeps its t
 
 class BebertError(Exception):
     """A problem with the user's input, described in one sentence."""
+
+
+def run_command(prog: str, func, args, interrupted: str = "interrupted") -> int:
+    """Run a command-line handler: a BebertError becomes one ``prog: error:`` line and status 2."""
+    import sys
+
+    try:
+        return func(args)
+    except BebertError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return 130

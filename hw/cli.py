@@ -12,7 +12,7 @@ import argparse
 import sys
 import time
 
-from bebert.errors import BebertError
+from bebert.errors import BebertError, run_command
 
 
 def _load(args):
@@ -155,14 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except BebertError as exc:
-        print(f"bebert-hw: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bebert-hw: interrupted", file=sys.stderr)
-        return 130
+    return run_command("bebert-hw", args.func, args)
 
 
 if __name__ == "__main__":

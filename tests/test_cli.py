@@ -124,16 +124,17 @@ def test_bebert_without_command_is_a_usage_error():
 
 
 def test_bebert_hw_help():
-    proc = subprocess.run([sys.executable, "-m", "bebert.hw.cli"], env=ENV, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "bebert.hw.cli", "--help"], env=ENV, capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "usage: bebert-hw" in proc.stdout and "Traceback" not in proc.stderr
+    assert "usage: bebert-hw" in proc.stdout and "{sim}" in proc.stdout
+    bare = subprocess.run([sys.executable, "-m", "bebert.hw.cli"], env=ENV, capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 2 and "usage: bebert-hw" in bare.stderr and "Traceback" not in bare.stderr
 
 
 @pytest.mark.parametrize("script", ["bebert", "bebert-hw"])
 def test_console_scripts_are_installed(script):
     path = shutil.which(script, path=os.path.dirname(sys.executable))
-    if path is None:
-        pytest.skip(f"{script} is not installed beside {sys.executable}")
+    assert path is not None, f"{script} is not installed beside {sys.executable}"
     proc = subprocess.run([path, "--help"], env=ENV, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and f"usage: {script}" in proc.stdout

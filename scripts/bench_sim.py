@@ -1,10 +1,13 @@
-"""Throughput of the simulator's binary GEMM engines against torch's fp32 matrix product.
+"""The simulator's speed: its GEMM engines against torch's fp32 product, and the whole SST-2 dev set.
 
-Shapes are MiniLM's (64 tokens x 384 -> 384 and 64 x 384 -> 1536). Prints, for each shape, the
-median time per product and the ratio of each engine's throughput to torch fp32 on the same
-machine in the same run (ratio > 1: faster than torch). 1-bit (XNOR) and 4-bit (bit-serial) rows.
+Part 1, shapes of MiniLM (64 tokens x 384 -> 384 and 64 x 384 -> 1536): the median time per
+product and each engine's throughput as a ratio to torch fp32 on the same machine in the same run
+(> 1: faster than torch), for 1-bit (XNOR-popcount) and 4-bit (bit-serial AND-popcount) inputs.
+Part 2: the built-in model (2 members, 1-1-4) on all 872 SST-2 dev sentences through the integer
+datapath with the fast engine: compile time, run time, accuracy. Run it on an otherwise idle
+machine; the figures are only comparable within one run.
 
-    python scripts/bench_gemm.py [--repeats 20]
+    python scripts/bench_sim.py [--repeats 20] [--glue-dir DIR]
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ import numpy as np
 import torch
 
 from bebert import bitpack
+from bebert import glue
+from bebert.builtin import BUILTIN_DIR
+from bebert.sim.ensemble import load_simulation
 from bebert.sim.gemm import bitserial_matmul, xnor_popcount
+from bebert.sim.tokens import SentenceTokenizer
 
 SHAPES = [(64, 384, 384), (64, 384, 1536)]  # (tokens M, K, outputs N)
 
@@ -34,6 +41,7 @@ def median_time(fn, repeats: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--glue-dir")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}")
@@ -50,6 +58,19 @@ def main(argv=None) -> int:
         for name, fn in runs.items():
             s = median_time(fn, args.repeats)
             print(f"{f'{m} x {k} -> {n}':<20} {torch_s * 1e3:>13.3f} {name:>16} {s * 1e3:>8.3f} {torch_s / s:>8.2f}x")
+
+    started = time.perf_counter()
+    simulation = load_simulation(BUILTIN_DIR)
+    compiled = time.perf_counter() - started
+    examples = glue.load_split("sst2", "dev", args.glue_dir)
+    tokenizer = SentenceTokenizer(simulation.manifest["recipe"]["backbone"], simulation.manifest["recipe"]["max_length"])
+    ids, types = tokenizer.encode_examples(examples)
+    answers = simulation.join(simulation.member_logits(ids, types, engine="fast"))
+    total = time.perf_counter() - started
+    accuracy = 100.0 * float(np.mean(answers == np.array([e.label for e in examples])))
+    print(f"SST-2 dev, built-in model ({len(simulation.members)} members), integer datapath, fast engine: "
+          f"{len(examples)} sentences in {total:.1f} s (compile {compiled:.1f} s, run {total - compiled:.1f} s), "
+          f"accuracy {accuracy:.2f}")
     return 0
 
 
