@@ -129,6 +129,37 @@ def _pytorch_answers(simulation, examples, spec):
     return answers
 
 
+def cmd_counts(args) -> int:
+    """Per-layer operation counts and the stored size of an artifact's members (sim/counts.py)."""
+    from bebert.artifact import read_artifact
+    from bebert.builtin import BUILTIN_DIR
+    from bebert.sim.counts import FP32, Bits, inference_counts, stored_bytes, total
+
+    if args.tokens < 1:
+        raise BebertError(f"--tokens must be a positive sentence length, not {args.tokens}.")
+    artifact = read_artifact(args.artifact or BUILTIN_DIR)
+    manifest = artifact.manifest
+    dims, bits = manifest["model"], Bits.from_manifest(manifest)
+    members = len(manifest["members"])
+    layers = inference_counts(dims, args.tokens, bits)
+    print(f"{artifact.path}: {members} member(s) {manifest['bits']['label']}, one sentence of {args.tokens} tokens, "
+          "per member")
+    print(f"  {'layer':<12} {'MACs':>12} {'binary ops':>14} {'element ops':>12} {'FLOPs':>12}")
+    for layer in layers:
+        elements = sum(layer.elementwise.values())
+        print(f"  {layer.name:<12} {layer.macs:>12,} {layer.bops:>14,} {elements:>12,} {layer.flops:>12,.0f}")
+    one = total(layers)
+    fp32 = total(inference_counts(dims, args.tokens, FP32))
+    size = stored_bytes(dims, bits)
+    print(f"  per member: {one['macs']:,} MACs, {one['bops']:,} binary ops, {one['flops'] / 1e9:.3f} GFLOPs "
+          f"(fp32 model: {fp32['flops'] / 1e9:.3f}), weights {size / 2**20:.2f} MiB (fp32: "
+          f"{stored_bytes(dims, FP32) / 2**20:.2f} MiB)")
+    print(f"  ensemble of {members}: {members * one['flops'] / 1e9:.3f} GFLOPs "
+          f"({fp32['flops'] / (members * one['flops']):.1f}x fewer than fp32), {members * size / 2**20:.2f} MiB "
+          f"({stored_bytes(dims, FP32) / (members * size):.1f}x smaller)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bebert-hw",
@@ -150,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", help="tokenizer directory (default: the artifact recipe's backbone)")
     p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue)")
     p.set_defaults(func=cmd_sim)
+    p = sub.add_parser("counts", help="per-layer operation counts and stored size of an artifact (sim/counts.py)")
+    p.add_argument("--artifact", help="artifact directory (default: the built-in model)")
+    p.add_argument("--tokens", type=int, default=128, help="sentence length (default 128, the papers')")
+    p.set_defaults(func=cmd_counts)
     return parser
 
 

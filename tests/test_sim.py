@@ -321,3 +321,10 @@ def test_sim_refuses_a_float_model(tiny_backbone, tmp_path):
     path = export_ensemble([(model.eval(), 1.0)], tmp_path / "fp32")
     with pytest.raises(DatapathError, match="binary models"):
         load_simulation(path)
+
+
+def test_counts_command():
+    proc = hw("counts", "--tokens", "64")
+    assert proc.returncode == 0, proc.stderr
+    assert "layer5" in proc.stdout and "per member: 698,499,840 MACs" in proc.stdout  # 6 x 116,391,936 + head
+    one_error(hw("counts", "--tokens", "0"), "--tokens must be")
