@@ -4,7 +4,7 @@
                                      [--report-only] [--runs runs] [--out results/bebert.md]
 
 Every run is resumable and shared: rerunning the command continues where it stopped, and finished
-runs are only re-read. Runs are done in a fixed priority order (SST-2 first, then the other tasks,
+runs are only re-read. ``--parts`` chooses what to run; the report always holds every table. Runs are done in a fixed priority order (SST-2 first, then the other tasks,
 then the extra seeds), and results/bebert.md is rewritten after each one, so a partial run already
 gives partial tables (cells not run yet show "-").
 
@@ -18,6 +18,8 @@ Parts:
            (2 members), on SST-2, MRPC, RTE, CoLA, STS-B with the official metric, and the average.
   kd       2-member BEBERT 1-1-4 on SST-2 with members trained without KD, with prediction KD, and
            with two-stage KD: metric and member training wall time.
+  kdtime   seconds per training step of each of those modes, timed on an idle machine (30 steps per
+           stage; not in the default parts: run it alone, while nothing else uses the CPU).
   seeds    single 1-1-4 vs BEBERT 1-1-4 (2 members) over seeds 42, 43, 44 on SST-2 and RTE.
   perturb  dev accuracy with 10% of the (non-special) tokens dropped, seeded, on SST-2 and RTE.
   size     stored size and FLOPs per sentence (sim/counts.py), MiniLM and BERT-base dimensions.
@@ -59,6 +61,7 @@ GLUE_ENSEMBLES = {
     "w1e1a1-adaboost2": ("w1e1a1", Ensemble("adaboost", 2, "none", MEMBER_EPOCHS, MEMBER_LR, "vote")),
 }
 KD_MODES = ("none", "pred", "two_stage")
+REPORT_PARTS = ("glue", "kd", "seeds", "perturb", "size")
 KD_TASK = "sst2"
 
 
@@ -100,7 +103,10 @@ class Runs:
         return run_ensemble(recipe, out, glue_dir=self.glue_dir, resume=True, base_dir=self.base_dir(task, quant, seed))
 
     def result(self, path: Path) -> dict | None:
-        path = path / "results.json"
+        return self.result_json(path / "results.json")
+
+    @staticmethod
+    def result_json(path: Path) -> dict | None:
         return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -193,6 +199,44 @@ def render_glue(runs: Runs, tasks) -> list[str]:
     return lines + [""], averages
 
 
+def kd_step_times(runs: Runs, glue_dir, steps: int = 30) -> dict | None:
+    """Seconds per training step of each member mode, timed on an idle machine (run with --parts kdtime
+    while nothing else runs). The full runs' own wall times also hold whatever else shared the CPU."""
+    cache = runs.root / "bebert" / f"{KD_TASK}-kd-step-times.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    base_dir = runs.base_dir(KD_TASK, "w1e1a4")
+    if not (base_dir / "student" / "model.pt").exists():
+        return None
+    import tempfile
+
+    import torch
+
+    from bebert.data import epoch_order
+    from bebert.objectives import NEEDS_TEACHER
+    from bebert.train import World, train_stage
+
+    recipe = base_recipe(KD_TASK, "w1e1a4")
+    train, _ = load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
+    sample = train.take(epoch_order(len(train), recipe.seed, 0)[:steps * recipe.batch_size])
+    teacher = load_model_checkpoint(base_dir / "teacher" / "model.pt").eval()
+    full_steps = len(train) // recipe.batch_size
+    found = {"steps_timed": steps, "threads": torch.get_num_threads(), "full_epoch_steps": full_steps}
+    for mode in KD_MODES:
+        per_stage = []
+        for stage in Ensemble("adaboost", 1, mode, MEMBER_EPOCHS, MEMBER_LR, "vote").stages:
+            member = load_model_checkpoint(base_dir / "student" / "model.pt")
+            with tempfile.TemporaryDirectory() as stage_dir:
+                stats = train_stage(member, stage, sample, batch_size=recipe.batch_size, seed=recipe.seed,
+                                    stage_dir=Path(stage_dir), world=World(),
+                                    teacher=teacher if stage.objective in NEEDS_TEACHER else None,
+                                    checkpoint_every=10**9, desc=f"timing {mode} {stage.objective}")
+            per_stage.append(stats["wall_s"] / steps)
+        found[mode] = {"s_per_step": per_stage, "member_s": sum(per_stage) * full_steps * MEMBER_EPOCHS}
+    cache.write_text(json.dumps(found, indent=2))
+    return found
+
+
 def render_kd(runs: Runs) -> list[str]:
     lines = ["## KD ablation: how the members are trained (SST-2, BEBERT 1-1-4, 2 members, AdaBoost)", "",
              "| member training | dev acc (vote) | dev acc (logits) | member training wall s | vs no KD |",
@@ -212,7 +256,18 @@ def render_kd(runs: Runs) -> list[str]:
                      f"{cell(dev.get('logits', {}).get('accuracy'))} | {walls[mode]:.0f} | {ratio} |")
     lines += ["", "Wall time is the two members' own training (the stages' timers, teacher forward passes included",
               "for the KD modes); every mode starts from the same distilled student. The no-KD row is the first two",
-              "members of the GLUE table's 4-member run.", ""]
+              "members of the GLUE table's 4-member run. These runs shared the 2 cores with other work, so their",
+              "wall times are not comparable with each other; the step timing below is.", ""]
+    timing = runs.result_json(runs.root / "bebert" / f"{KD_TASK}-kd-step-times.json")
+    if timing:
+        lines += [f"Step timing on an idle machine ({timing['steps_timed']} steps per stage, batch 32, "
+                  f"{timing['threads']} threads; one member = {timing['full_epoch_steps']} steps per stage):", "",
+                  "| member training | s per step (per stage) | one member, s | vs no KD |", "| --- | --- | ---: | ---: |"]
+        for mode in KD_MODES:
+            t = timing[mode]
+            lines.append(f"| {mode.replace('_', '-')} | {' + '.join(f'{x:.2f}' for x in t['s_per_step'])} | "
+                         f"{t['member_s']:.0f} | {t['member_s'] / timing['none']['member_s']:.2f}x |")
+        lines.append("")
     return lines
 
 
@@ -344,7 +399,8 @@ def render(runs: Runs, parts, tasks, glue_dir, wall_s: float) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["glue", "kd", "seeds", "perturb", "size"],
-                        choices=["glue", "kd", "seeds", "perturb", "size"])
+                        choices=["glue", "kd", "kdtime", "seeds", "perturb", "size"],
+                        help="kdtime (not in the default): time each member mode's steps; run it on an idle machine")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--report-only", action="store_true", help="write the tables from finished runs only")
     parser.add_argument("--runs", default=str(REPO / "runs"))
@@ -356,11 +412,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    def report():
-        text = render(runs, args.parts, args.tasks, args.glue_dir, time.perf_counter() - started)
+    def report():  # every table, from whatever runs have finished; --parts only chooses what to run
+        text = render(runs, REPORT_PARTS, args.tasks, args.glue_dir, time.perf_counter() - started)
         out.write_text(text)
         return text
 
+    if "kdtime" in args.parts and not args.report_only:
+        kd_step_times(runs, args.glue_dir)
     if not args.report_only:
         for description, job in jobs(args.parts, args.tasks, runs):
             print(f"== {description}", flush=True)
