@@ -55,8 +55,7 @@ class Simulation:
         return np.stack(outputs)
 
     def join(self, member_logits: np.ndarray, trace: dict | None = None) -> np.ndarray:
-        answer = join_members(member_logits, self.alphas, self.combine, self.regression, trace)
-        return answer
+        return join_members(member_logits, self.alphas, self.combine, self.regression, trace)
 
 
 def join_members(member_logits: np.ndarray, alphas: np.ndarray, combine: str, regression: bool,

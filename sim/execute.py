@@ -88,7 +88,7 @@ def _batched_product(a, a_codes: Codes, b, b_codes: Codes, engine: str) -> np.nd
     return out
 
 
-def _attention(layer, x_codes, q, k, v, lengths, engine, record, i):
+def _attention(layer, q, k, v, lengths, engine, record, i):
     att = layer.attention
     batch, tokens, _ = q.shape
     heads, size = att.heads, att.head_size
@@ -153,7 +153,7 @@ def _run_batch(member: Member, ids, types, lengths, engine, record) -> np.ndarra
         for name, lin in (("query", layer.query), ("key", layer.key), ("value", layer.value)):
             acc = record(f"layer{i}.{name}.acc", linear_accumulate(lin, flat(codes), engine).reshape(batch, tokens, -1))
             qkv.append(record(f"layer{i}.{name}.codes", lin.staircase.apply(acc)))
-        context = _attention(layer, codes, *qkv, lengths, engine, record, i)
+        context = _attention(layer, *qkv, lengths, engine, record, i)
         context_codes = record(f"layer{i}.context_codes", context_staircase(layer, member.max_position).apply(context))
         acc = record(f"layer{i}.attention_output.acc",
                      linear_accumulate(layer.attention_output, flat(context_codes), engine).reshape(batch, tokens, -1))

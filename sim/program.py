@@ -417,7 +417,3 @@ def compile_ensemble(artifact) -> list[Member]:
     except (KeyError, TypeError) as exc:
         raise ArtifactError(f"{artifact.path / 'manifest.yaml'} lacks a valid model description ({exc}).") from None
 
-
-def pack_codes_bipolar(codes: np.ndarray) -> np.ndarray:
-    """Bipolar codes (+-1) as packed words, the artifact's convention."""
-    return bitpack.pack_signs(codes)
