@@ -90,7 +90,7 @@ def _sim_dataset(args) -> int:
     ids, types = tokenizer.encode_examples(examples)
     labels = np.array([e.label for e in examples])
     started = time.perf_counter()
-    logits = simulation.member_logits(ids, types, engine=args.engine)
+    logits = simulation.member_logits(ids, types, engine=args.engine, progress=True)
     answers = simulation.join(logits)
     took = time.perf_counter() - started
     metric = spec.primary_metric

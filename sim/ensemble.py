@@ -45,13 +45,21 @@ class Simulation:
         return to_fixed([m.weight for m in self.members], ALPHA_FRAC)
 
     def member_logits(self, input_ids, token_type_ids=None, engine: str = "fast", trace: dict | None = None,
-                      progress=None) -> np.ndarray:
-        """(members, sentences, labels) fixed-point outputs, member after member."""
+                      progress: bool = False) -> np.ndarray:
+        """(members, sentences, labels) fixed-point outputs, member after member (a progress bar
+        over members and sentences with ``progress``)."""
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(self.members) * len(input_ids), desc="simulating", unit="sentence",
+                       dynamic_ncols=True, mininterval=1.0)
         outputs = []
         for member in self.members:
-            outputs.append(run_member(member, input_ids, token_type_ids, engine=engine, trace=trace))
-            if progress is not None:
-                progress(member)
+            outputs.append(run_member(member, input_ids, token_type_ids, engine=engine, trace=trace,
+                                      on_batch=bar.update if bar is not None else None))
+        if bar is not None:
+            bar.close()
         return np.stack(outputs)
 
     def join(self, member_logits: np.ndarray, trace: dict | None = None) -> np.ndarray:

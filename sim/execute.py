@@ -118,7 +118,7 @@ def _attention(layer, q, k, v, lengths, engine, record, i):
 
 
 def run_member(member: Member, input_ids: list[list[int]], token_type_ids: list[list[int]] | None = None,
-               engine: str = "fast", trace: dict | None = None, batch_size: int = 32) -> np.ndarray:
+               engine: str = "fast", trace: dict | None = None, batch_size: int = 32, on_batch=None) -> np.ndarray:
     """(sentences, labels) fixed-point logits (FRAC fractional bits) of one member."""
     if trace is not None and len(input_ids) != 1:
         raise ValueError("a trace records exactly one sentence")
@@ -134,6 +134,8 @@ def run_member(member: Member, input_ids: list[list[int]], token_type_ids: list[
             ids[j, :lengths[j]] = input_ids[r]
             types[j, :lengths[j]] = token_type_ids[r]
         out[rows] = _run_batch(member, ids, types, lengths, engine, _Recorder(trace, member.prefix))
+        if on_batch is not None:
+            on_batch(len(rows))
     return out
 
 
