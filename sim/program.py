@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy.special import erf
@@ -205,11 +206,9 @@ class Linear:
     def out_features(self) -> int:
         return self.weights.shape[0]
 
-    @property
+    @cached_property
     def dense(self) -> np.ndarray:
-        if getattr(self, "_dense", None) is None:
-            self._dense = np.ascontiguousarray(bitpack.unpack_signs(self.weights, self.k, np.float32).T)
-        return self._dense
+        return np.ascontiguousarray(bitpack.unpack_signs(self.weights, self.k, np.float32).T)
 
     def accumulator_bound(self) -> int:
         return self.k * self.input_codes.largest
