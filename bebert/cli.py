@@ -54,9 +54,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from . import glue
-    from .backbone import load_tokenizer
-    from .data import encode
-    from .ensemble import artifact_predictions
+    from .ensemble import artifact_predictions, encode_for_artifact
     from .export import load_ensemble
     from .pipeline import predictions_from_logits
 
@@ -65,10 +63,8 @@ def cmd_eval(args) -> int:
     if task is None:
         raise BebertError(f"Artifact {args.artifact} names no task; pass --task.")
     spec = glue.task_spec(task)
-    recipe = manifest.get("recipe", {})
-    tokenizer = load_tokenizer(args.backbone or recipe.get("backbone"))
     rows = glue.load_split(spec.name, args.split, args.glue_dir)
-    split = encode(rows, tokenizer, recipe.get("max_length", 128), spec.is_regression)
+    split = encode_for_artifact(manifest, rows, spec.is_regression, args.backbone)
     combine = manifest.get("ensemble", {}).get("combine", "vote")
     started = time.perf_counter()
     predictions, logits = artifact_predictions(members, split, combine, spec.is_regression)
@@ -92,10 +88,8 @@ def cmd_demo(args) -> int:
     import numpy as np
 
     from . import glue
-    from .backbone import load_tokenizer
     from .builtin import BUILTIN_DIR
-    from .data import encode
-    from .ensemble import artifact_predictions
+    from .ensemble import artifact_predictions, encode_for_artifact
     from .export import load_ensemble
     from .pipeline import predictions_from_logits
     from .sim.counts import FP32, Bits, stored_bytes
@@ -105,7 +99,7 @@ def cmd_demo(args) -> int:
     spec = glue.task_spec(manifest["task"]["name"])
     recipe, combine = manifest["recipe"], manifest["ensemble"]["combine"]
     rows = glue.load_split(spec.name, "dev", args.glue_dir)
-    dev = encode(rows, load_tokenizer(recipe["backbone"]), recipe["max_length"], spec.is_regression)
+    dev = encode_for_artifact(manifest, rows, spec.is_regression)
     predictions, logits = artifact_predictions(members, dev, combine, spec.is_regression)
     metric = spec.primary_metric
 

@@ -31,7 +31,7 @@ import torch
 from . import glue
 from .backbone import load_tokenizer
 from .boosting import combine_members, r2_round, resample, samme_round, uniform_weights
-from .data import EncodedSplit
+from .data import EncodedSplit, encode
 from .errors import BebertError
 from .export import export_ensemble
 from .model import QuantBert
@@ -186,6 +186,13 @@ def _align(rounds: list[dict], kept_logits: list[np.ndarray]) -> list[np.ndarray
     """One entry per round: the kept members' logits in order, None for a dropped member."""
     kept = iter(kept_logits)
     return [next(kept) if record["kept"] else None for record in rounds]
+
+
+def encode_for_artifact(manifest: dict, examples, regression: bool, backbone=None) -> EncodedSplit:
+    """GLUE examples tokenized as the artifact's recipe did in training (its backbone's tokenizer and
+    max_length), unless ``backbone`` names another tokenizer."""
+    recipe = manifest.get("recipe", {})
+    return encode(examples, load_tokenizer(backbone or recipe.get("backbone")), recipe.get("max_length", 128), regression)
 
 
 @torch.no_grad()

@@ -116,15 +116,11 @@ def _sim_dataset(args) -> int:
 
 def _pytorch_answers(simulation, examples, spec):
     """The trained model's own answers (the float, fake-quantized forward pass) on the same sentences."""
-    from bebert.backbone import load_tokenizer
-    from bebert.data import encode
-    from bebert.ensemble import artifact_predictions
+    from bebert.ensemble import artifact_predictions, encode_for_artifact
     from bebert.export import load_ensemble
 
     members, manifest = load_ensemble(simulation.path)
-    recipe = manifest.get("recipe", {})
-    split = encode(examples, load_tokenizer(recipe.get("backbone")), recipe.get("max_length", 128),
-                   spec.is_regression)
+    split = encode_for_artifact(manifest, examples, spec.is_regression)
     answers, _ = artifact_predictions(members, split, simulation.combine, spec.is_regression)
     return answers
 
