@@ -88,7 +88,10 @@ def _batched_product(a, a_codes: Codes, b, b_codes: Codes, engine: str) -> np.nd
     return out
 
 
-def _attention(layer, q, k, v, lengths, engine, record, i):
+def attention(layer, q, k, v, lengths, engine: str = "fast", record=None, i: int = 0) -> np.ndarray:
+    """(batch, tokens, hidden) context accumulators of codes q, k, v (batch, tokens, hidden): scores,
+    table exponentials, the division-free probability quantizer, P.V (docs/datapath.md, "Attention")."""
+    record = record or _Recorder(None, "")
     att = layer.attention
     batch, tokens, _ = q.shape
     heads, size = att.heads, att.head_size
@@ -139,15 +142,20 @@ def run_member(member: Member, input_ids: list[list[int]], token_type_ids: list[
     return out
 
 
-def _run_batch(member: Member, ids, types, lengths, engine, record) -> np.ndarray:
-    batch, tokens = ids.shape
+def embed(member: Member, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """(batch, tokens, hidden) fixed-point embedding sums of token ids and token types (batch, tokens)."""
+    tokens = ids.shape[1]
     if tokens > member.max_position:
         raise ValueError(f"a sentence of {tokens} tokens exceeds the model's {member.max_position} positions")
+    return (member.word_signs[ids].astype(np.int64) * member.word_scale[ids][..., None]
+            + member.position[:tokens][None] + member.token_type[types])
+
+
+def _run_batch(member: Member, ids, types, lengths, engine, record) -> np.ndarray:
+    batch, tokens = ids.shape
     flat = lambda t: t.reshape(batch * tokens, -1)  # noqa: E731
     record("input_ids", ids)
-    embedded = (member.word_signs[ids].astype(np.int64) * member.word_scale[ids][..., None]
-                + member.position[:tokens][None] + member.token_type[types])
-    record("embeddings.sum", embedded)
+    embedded = record("embeddings.sum", embed(member, ids, types))
     x = record("embeddings.norm", layer_norm(embedded, member.embedding_norm))
     for i, layer in enumerate(member.layers):
         codes = record(f"layer{i}.input_codes", layer.input_stairs.apply(x))
@@ -155,7 +163,7 @@ def _run_batch(member: Member, ids, types, lengths, engine, record) -> np.ndarra
         for name, lin in (("query", layer.query), ("key", layer.key), ("value", layer.value)):
             acc = record(f"layer{i}.{name}.acc", linear_accumulate(lin, flat(codes), engine).reshape(batch, tokens, -1))
             qkv.append(record(f"layer{i}.{name}.codes", lin.staircase.apply(acc)))
-        context = _attention(layer, *qkv, lengths, engine, record, i)
+        context = attention(layer, *qkv, lengths, engine, record, i)
         context_codes = record(f"layer{i}.context_codes", context_staircase(layer, member.max_position).apply(context))
         acc = record(f"layer{i}.attention_output.acc",
                      linear_accumulate(layer.attention_output, flat(context_codes), engine).reshape(batch, tokens, -1))

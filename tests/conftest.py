@@ -64,6 +64,32 @@ def tiny_backbone(tiny_bert_dir):
     return load_backbone(tiny_bert_dir)
 
 
+def make_tiny_ensemble(tiny_backbone, quant: str, members: int, path: Path, combine: str = "logits") -> Path:
+    """Export an ensemble of ``members`` tiny-backbone models in setting ``quant`` (w1e1a4, w1e1a1),
+    each perturbed by its own seed and calibrated on two real sentences, with alphas 1, 2, ...;
+    returns the artifact folder."""
+    from bebert.export import export_ensemble
+    from bebert.model import BertDims, QuantBert, load_hf_weights
+    from bebert.qconfig import load_quant_config
+
+    hf, tokenizer = tiny_backbone
+    models = []
+    for seed in range(members):
+        torch.manual_seed(seed)
+        model = QuantBert(BertDims.from_hf_config(hf.config, 2), load_quant_config(quant))
+        load_hf_weights(model, hf.state_dict())
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.02 * torch.randn_like(p))  # members differ
+            batch = tokenizer(["a fine, warm film", "dull and far too long"], padding=True, return_tensors="pt")
+            model(batch["input_ids"], batch["attention_mask"])
+        models.append((model.eval(), 1.0 + seed))
+    info = {"task": {"name": "sst2", "num_labels": 2, "metric": "accuracy"},
+            "ensemble": {"method": "adaboost", "mode": "none", "combine": combine, "members": members},
+            "recipe": {"backbone": str(tokenizer.name_or_path), "max_length": 32}}
+    return export_ensemble(models, path, info)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tiny models run fastest on one thread, and CI's two cores may be shared with another job."""

@@ -29,6 +29,8 @@ from bebert.sim.program import DatapathError, Quantizer, Codes, accumulator_stai
 from bebert.sim.tokens import SentenceTokenizer
 from bebert.sim.trace import TraceError, read_trace, write_trace
 
+from conftest import make_tiny_ensemble
+
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
@@ -117,22 +119,7 @@ def test_codes_matmul_equals_integer_product(engine, a_bits, a_signed, b_bits, b
 @pytest.fixture(scope="module", params=["w1e1a4", "w1e1a1"])
 def tiny_artifact(request, tiny_backbone, tmp_path_factory):
     """A 2-member ensemble of the tiny backbone whose quantizers saw real text (calibrated)."""
-    hf, tokenizer = tiny_backbone
-    members = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        model = QuantBert(BertDims.from_hf_config(hf.config, 2), load_quant_config(request.param))
-        load_hf_weights(model, hf.state_dict())
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.02 * torch.randn_like(p))  # two different members
-            batch = tokenizer(["a fine, warm film", "dull and far too long"], padding=True, return_tensors="pt")
-            model(batch["input_ids"], batch["attention_mask"])
-        members.append((model.eval(), 1.0 + seed))
-    info = {"task": {"name": "sst2", "num_labels": 2, "metric": "accuracy"},
-            "ensemble": {"method": "adaboost", "mode": "none", "combine": "logits", "members": 2},
-            "recipe": {"backbone": str(tokenizer.name_or_path), "max_length": 32}}
-    return export_ensemble(members, tmp_path_factory.mktemp(request.param) / "artifact", info)
+    return make_tiny_ensemble(tiny_backbone, request.param, 2, tmp_path_factory.mktemp(request.param) / "artifact")
 
 
 SENTENCES = ["a gorgeous, witty, seductive movie.", "the plot is nothing but boilerplate clichés", "ok",

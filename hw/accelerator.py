@@ -1,0 +1,322 @@
+"""The accelerator: one PE array that runs every member of the ensemble, one after another.
+
+Blocks: the input buffer (one row of codes from the activation stream, reused by every output
+fold and by every job of a step), the chain buffer (codes a job hands to the next one of its
+step), per resident member three parameter memories (param_memory.py), the PE array
+(pe_array.py), the output unit (output_unit.py), the ensemble unit (ensemble_unit.py) and the
+controller below, which walks the plan's steps (plan.py) for every token and every member.
+
+Streams (valid/ready, ``amaranth.lib.stream``):
+
+* ``act_in``: SIMD codes per beat, code c at bits [c*A, (c+1)*A) (A = act_bits; two's complement
+  low bits, or one bit, 1 for +1); a row of K codes is ceil(K / SIMD) beats, zero-padded;
+* ``result_out``: PE lanes of ``value_bits`` signed values per beat, one beat per output fold of
+  every job that streams out; after the last member, one more beat whose lane 0 is the class;
+* ``load_in``: when parameters stream (fewer members resident than the ensemble has, or
+  ``reload`` at start), each member's weight, threshold and affine words, in that order, before
+  it runs (images.py).
+
+Control: ``start`` (with ``tokens``, the sentence length, and ``reload``), ``busy``, ``done``
+(held until the next start), and two counters readable by the testbench: ``cycles`` (cycles of
+the run not spent waiting on a stream) and ``stalls`` (cycles waiting on a stream).
+
+Cycle model (``run_cycles``), exact against ``cycles``: per member, the streamed parameter words
+(if any), then per step and row: one cycle per input beat, and per job and output fold
+in_folds x planes accumulating cycles, one drain cycle (memory and accumulator latency) and one
+output cycle; after the last member one answer cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .ensemble_unit import EnsembleUnit
+from .images import MEMORIES
+from .output_unit import OutputUnit
+from .param_memory import ParamMemory
+from .pe_array import PEArray, fold_cycles
+from .plan import AcceleratorPlan
+
+COUNTER_BITS = 40
+DRAIN_CYCLES = 1  # the last pass's weights arrive and accumulate one cycle after it was issued
+OUTPUT_CYCLES = 1  # the output unit's result leaves (or enters the chain buffer)
+
+
+def image_name(slot: int, memory: str) -> str:
+    """File name of a resident member slot's memory image, as the Verilog's $readmemh reads it."""
+    return f"member{slot}_{memory}.hex"
+
+
+class Accelerator(wiring.Component):
+    def __init__(self, plan: AcceleratorPlan):
+        self.plan = plan
+        cfg = plan.config
+        super().__init__({
+            "start": In(1),
+            "tokens": In(range(plan.max_tokens + 1)),
+            "reload": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "cycles": Out(COUNTER_BITS),
+            "stalls": Out(COUNTER_BITS),
+            "act_in": In(stream.Signature(cfg.simd * cfg.act_bits)),
+            "result_out": Out(stream.Signature(cfg.pe * plan.value_bits)),
+            "load_in": In(stream.Signature(plan.load_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        plan, cfg = self.plan, self.plan.config
+        pe, simd, bits = cfg.pe, cfg.simd, cfg.act_bits
+        jobs, members, resident = plan.jobs, len(plan.members), plan.resident
+
+        # ---- the job table, indexed by the program counter ------------------------------------
+        def table(values):
+            return Array(Const(int(v)) for v in values)
+
+        step_of = {job.name: (step, i) for step in plan.steps for i, job in enumerate(step.jobs)}
+        first_pc = {}
+        for pc, job in enumerate(jobs):
+            first_pc.setdefault(step_of[job.name][0].name, pc)
+        t_rows = table(j.rows for j in jobs)
+        t_k = table(j.k for j in jobs)
+        t_out_folds = table(plan.out_folds(j) for j in jobs)
+        t_in_folds = table(plan.in_folds(j) for j in jobs)
+        t_planes = table(j.planes for j in jobs)
+        t_xnor = table(j.input_codes.bipolar for j in jobs)
+        t_signed = table(j.input_codes.signed and not j.input_codes.bipolar for j in jobs)
+        t_affine = table(j.affine for j in jobs)
+        t_low = Array(Const(0 if j.affine else j.output_codes.low, range(-2**bits, 2**bits)) for j in jobs)
+        t_bipolar = table(bool(j.output_codes and j.output_codes.bipolar) for j in jobs)
+        t_source = table(j.source for j in jobs)
+        t_stream = table(j.to_stream for j in jobs)
+        t_chain = table(j.to_chain for j in jobs)
+        t_ensemble = table(j.to_ensemble for j in jobs)
+        t_w_base = table(plan.weight_base[j.name] for j in jobs)
+        t_p_base = table(plan.param_base[j.name] for j in jobs)
+        t_last = table(step_of[j.name][1] == len(step_of[j.name][0].jobs) - 1 for j in jobs)
+        t_per_token = table(step_of[j.name][0].per_token for j in jobs)
+        t_step_start = table(first_pc[step_of[j.name][0].name] for j in jobs)
+        t_alpha = table(plan.alphas)
+
+        # ---- state ----------------------------------------------------------------------------
+        pc = Signal(range(len(jobs)))
+        member = Signal(range(members))
+        slot = Signal(range(resident))
+        row = Signal(range(plan.max_tokens + 1))
+        tokens = Signal(range(plan.max_tokens + 1))
+        streaming = Signal()
+        out_fold = Signal(range(max(plan.out_folds(j) for j in jobs) + 1))
+        in_fold = Signal(range(max(plan.in_folds(j) for j in jobs) + 1))
+        col_base = Signal(range(plan.input_buffer_codes + plan.chain_buffer_codes + simd + 1))
+        plane = Signal(range(max(bits, 1)))
+        w_addr = Signal(range(plan.weight_depth + 1))
+        total_words = plan.weight_depth + plan.threshold_depth + plan.affine_depth
+        load_count = Signal(range(total_words + 1))
+
+        # ---- datapath blocks --------------------------------------------------------------------
+        m.submodules.pe_array = pe_array = PEArray(pe, simd, plan.acc_bits, max(bits, 1) + 1)
+        m.submodules.output_unit = out_unit = OutputUnit(plan)
+        m.submodules.ensemble_unit = ens = EnsembleUnit(plan.labels, plan.value_bits, plan.score_bits, plan.combine)
+        depths = {"weights": plan.weight_depth, "thresholds": plan.threshold_depth, "affine": plan.affine_depth}
+        widths = {"weights": plan.weight_width, "thresholds": plan.threshold_width, "affine": plan.affine_width}
+        memories = {name: [] for name in MEMORIES}
+        for s in range(resident):
+            for name in MEMORIES:
+                mem = ParamMemory(widths[name], max(depths[name], 1), image_name(s, name))
+                m.submodules[f"{name}{s}"] = mem
+                memories[name].append(mem)
+
+        input_buffer = [Signal(plan.input_buffer_codes, name=f"input_plane{b}") for b in range(bits)]
+        chain_buffer = [Signal(plan.chain_buffer_codes, name=f"chain_plane{b}") for b in range(bits)]
+
+        # memory read addresses: weights by the running address, parameters by job and output fold
+        param_addr = t_p_base[pc] + out_fold
+        for s in range(resident):
+            m.d.comb += [memories["weights"][s].raddr.eq(w_addr),
+                         memories["thresholds"][s].raddr.eq(param_addr),
+                         memories["affine"][s].raddr.eq(param_addr)]
+        read = {name: Array(mem.rdata for mem in memories[name])[slot] for name in MEMORIES}
+
+        # one bit plane of one input fold, masked past the row's K codes (stale or padding codes)
+        remaining = t_k[pc] - col_base
+        mask = Cat(*(remaining > s for s in range(simd)))
+        activations = Mux(t_source[pc],
+                          Array(chain_buffer)[plane].word_select(in_fold, simd),
+                          Array(input_buffer)[plane].word_select(in_fold, simd)) & mask
+
+        # PE pipeline registers: one pass issued per cycle, accumulated the next
+        issue = Signal()
+        m.d.sync += [pe_array.enable.eq(issue)]
+        with m.If(issue):
+            m.d.sync += [
+                pe_array.activations.eq(activations),
+                pe_array.clear.eq((in_fold == 0) & (plane == 0)),
+                pe_array.plane.eq(plane),
+                pe_array.negative.eq(t_signed[pc] & (plane == t_planes[pc] - 1)),
+                pe_array.xnor.eq(t_xnor[pc]),
+                pe_array.start.eq(Mux(t_xnor[pc], t_k[pc], 0)),
+            ]
+        m.d.comb += [
+            pe_array.weights.eq(read["weights"]),
+            out_unit.accumulators.eq(pe_array.accumulators),
+            out_unit.thresholds.eq(read["thresholds"]),
+            out_unit.affine_params.eq(read["affine"]),
+            out_unit.affine.eq(t_affine[pc]),
+            out_unit.low.eq(t_low[pc]),
+            out_unit.bipolar.eq(t_bipolar[pc]),
+            ens.logits.eq(Cat(*(out_unit.values[c] for c in range(plan.labels)))),
+            ens.alpha.eq(t_alpha[member]),
+        ]
+
+        # ---- the controller ---------------------------------------------------------------------
+        stall = Signal()
+        m.d.comb += self.busy.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [tokens.eq(Mux(self.tokens == 0, 1, self.tokens)), member.eq(0), slot.eq(0),
+                                 pc.eq(0), row.eq(0), in_fold.eq(0), out_fold.eq(0), col_base.eq(0),
+                                 plane.eq(0), w_addr.eq(0), load_count.eq(0), self.done.eq(0),
+                                 streaming.eq(self.reload | (resident < members)),
+                                 self.cycles.eq(0), self.stalls.eq(0)]
+                    m.d.comb += ens.clear.eq(1)
+                    with m.If(self.reload | (resident < members)):
+                        m.next = "LOAD_PARAMS"
+                    with m.Else():
+                        m.next = "LOAD"
+
+            with m.State("LOAD_PARAMS"):
+                m.d.comb += [self.busy.eq(1), self.load_in.ready.eq(1), stall.eq(~self.load_in.valid)]
+                with m.If(self.load_in.valid):
+                    offsets = {"weights": 0, "thresholds": plan.weight_depth,
+                               "affine": plan.weight_depth + plan.threshold_depth}
+                    for name in MEMORIES:
+                        here = (load_count >= offsets[name]) & (load_count < offsets[name] + depths[name])
+                        for s, mem in enumerate(memories[name]):
+                            m.d.comb += [mem.we.eq(here & (slot == s)), mem.waddr.eq(load_count - offsets[name]),
+                                         mem.wdata.eq(self.load_in.payload)]
+                    m.d.sync += load_count.eq(load_count + 1)
+                    with m.If(load_count == total_words - 1):
+                        m.d.sync += load_count.eq(0)
+                        m.next = "LOAD"
+
+            with m.State("LOAD"):
+                m.d.comb += [self.busy.eq(1), self.act_in.ready.eq(1), stall.eq(~self.act_in.valid)]
+                with m.If(self.act_in.valid):
+                    payload = self.act_in.payload
+                    for b in range(bits):
+                        plane_bits = Cat(*(payload[c * bits + b] for c in range(simd)))
+                        m.d.sync += input_buffer[b].word_select(in_fold, simd).eq(plane_bits)
+                    m.d.sync += in_fold.eq(in_fold + 1)
+                    with m.If(in_fold == t_in_folds[pc] - 1):
+                        m.d.sync += in_fold.eq(0)
+                        m.next = "COMPUTE"
+
+            with m.State("COMPUTE"):
+                m.d.comb += [self.busy.eq(1), issue.eq(1)]
+                m.d.sync += plane.eq(plane + 1)
+                with m.If(plane == t_planes[pc] - 1):
+                    m.d.sync += [plane.eq(0), w_addr.eq(w_addr + 1), in_fold.eq(in_fold + 1),
+                                 col_base.eq(col_base + simd)]
+                    with m.If(in_fold == t_in_folds[pc] - 1):
+                        m.d.sync += [in_fold.eq(0), col_base.eq(0)]
+                        m.next = "DRAIN"
+
+            with m.State("DRAIN"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "OUTPUT"
+
+            with m.State("OUTPUT"):
+                m.d.comb += self.busy.eq(1)
+                proceed = Signal()
+                with m.If(t_stream[pc]):
+                    m.d.comb += [self.result_out.valid.eq(1), proceed.eq(self.result_out.ready),
+                                 stall.eq(~self.result_out.ready),
+                                 self.result_out.payload.eq(out_unit.values.as_value())]
+                with m.Else():
+                    m.d.comb += proceed.eq(1)
+                with m.If(proceed):
+                    with m.If(t_chain[pc]):
+                        for b in range(bits):
+                            plane_bits = Cat(*(out_unit.codes[p * bits + b] for p in range(pe)))
+                            m.d.sync += chain_buffer[b].word_select(out_fold, pe).eq(plane_bits)
+                    m.d.comb += ens.accumulate.eq(t_ensemble[pc])
+                    m.d.sync += out_fold.eq(out_fold + 1)
+                    with m.If(out_fold != t_out_folds[pc] - 1):
+                        m.next = "COMPUTE"
+                    with m.Else():
+                        m.d.sync += out_fold.eq(0)
+                        with m.If(~t_last[pc]):  # the next job of the step reads the buffers as they are
+                            m.d.sync += [pc.eq(pc + 1), w_addr.eq(t_w_base[pc + 1])]
+                            m.next = "COMPUTE"
+                        with m.Elif(t_per_token[pc] & (row != tokens - 1)):  # the step's next token
+                            m.d.sync += [row.eq(row + 1), pc.eq(t_step_start[pc]),
+                                         w_addr.eq(t_w_base[t_step_start[pc]])]
+                            m.next = "LOAD"
+                        with m.Elif(pc != len(jobs) - 1):  # the next step
+                            m.d.sync += [row.eq(0), pc.eq(pc + 1), w_addr.eq(t_w_base[pc + 1])]
+                            m.next = "LOAD"
+                        with m.Elif(member != members - 1):  # the next member
+                            m.d.sync += [row.eq(0), pc.eq(0), w_addr.eq(0), member.eq(member + 1),
+                                         slot.eq(Mux(slot == resident - 1, 0, slot + 1))]
+                            with m.If(streaming):
+                                m.next = "LOAD_PARAMS"
+                            with m.Else():
+                                m.next = "LOAD"
+                        with m.Else():
+                            m.next = "ANSWER"
+
+            with m.State("ANSWER"):
+                m.d.comb += [self.busy.eq(1), self.result_out.valid.eq(1), stall.eq(~self.result_out.ready),
+                             self.result_out.payload.eq(ens.answer)]
+                with m.If(self.result_out.ready):
+                    m.d.sync += self.done.eq(1)
+                    m.next = "IDLE"
+
+        with m.If(self.busy):
+            with m.If(stall):
+                m.d.sync += self.stalls.eq(self.stalls + 1)
+            with m.Else():
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+        return m
+
+
+# ---- the cycle model ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CycleCount:
+    """Cycles of one inference, by where they go (stream waits excluded)."""
+
+    by_step: dict  # step name -> cycles, summed over members
+    parameter_load: int
+    answer: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_step.values()) + self.parameter_load + self.answer
+
+
+def job_cycles(plan: AcceleratorPlan, job) -> int:
+    """Cycles of one job on one row: per output fold, the passes, the drain and the output cycle."""
+    return plan.out_folds(job) * (fold_cycles(plan.in_folds(job), job.planes) + DRAIN_CYCLES + OUTPUT_CYCLES)
+
+
+def step_cycles(plan: AcceleratorPlan, step) -> int:
+    """Cycles of one step on one row: its input beats, then its jobs."""
+    return plan.in_folds(step.jobs[0]) + sum(job_cycles(plan, j) for j in step.jobs)
+
+
+def run_cycles(plan: AcceleratorPlan, tokens: int, reload: bool = False) -> CycleCount:
+    """The ``cycles`` counter after one inference of ``tokens`` tokens, exactly."""
+    members = len(plan.members)
+    by_step = {}
+    for step in plan.steps:
+        rows = tokens if step.per_token else 1
+        by_step[step.name] = members * rows * step_cycles(plan, step)
+    streamed = reload or plan.resident < members
+    words = plan.weight_depth + plan.threshold_depth + plan.affine_depth
+    return CycleCount(by_step, members * words if streamed else 0, 1)

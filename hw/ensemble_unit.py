@@ -1,0 +1,61 @@
+"""The ensemble unit: joins the members' fixed-point logits, as they finish, into one class.
+
+Members run one after another on the PE array; each member's logits arrive once (``accumulate``)
+with its integer weight A_m = round(alpha_m 2^ALPHA_FRAC) (docs/datapath.md, "Head and ensemble"):
+
+* ``logits``: score_c += A_m * logit_c;
+* ``vote``: score_c += A_m for the member's own first-largest logit c.
+
+``answer`` is the first class with the largest score, combinationally; ``clear`` zeroes the scores
+before a sentence. Cycle model: one cycle per member, taken in the classifier's output cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from bebert.sim.fixed import ALPHA_FRAC
+
+
+def first_argmax(values) -> "Value":  # noqa: F821
+    """Index of the first largest value, as a chain of compares (ties keep the earlier index)."""
+    best_index, best = 0, values[0]
+    for i in range(1, len(values)):
+        better = values[i] > best
+        best_index = Mux(better, i, best_index)
+        best = Mux(better, values[i], best)
+    return best_index
+
+
+class EnsembleUnit(wiring.Component):
+    def __init__(self, labels: int, value_bits: int, score_bits: int, combine: str):
+        if combine not in ("logits", "vote"):
+            raise ValueError(f"combine must be 'logits' or 'vote', not {combine!r}")
+        self.labels, self.combine = labels, combine
+        super().__init__({
+            "logits": In(data.ArrayLayout(signed(value_bits), labels)),
+            "alpha": In(ALPHA_FRAC + 8),
+            "accumulate": In(1),
+            "clear": In(1),
+            "scores": Out(data.ArrayLayout(signed(score_bits), labels)),
+            "answer": Out(range(labels)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        logits = [self.logits[c] for c in range(self.labels)]
+        scores = [self.scores[c] for c in range(self.labels)]
+        vote = first_argmax(logits)
+        for c in range(self.labels):
+            if self.combine == "logits":
+                add = logits[c] * self.alpha
+            else:
+                add = Mux(vote == c, self.alpha, 0)
+            with m.If(self.clear):
+                m.d.sync += scores[c].eq(0)
+            with m.Elif(self.accumulate):
+                m.d.sync += scores[c].eq(scores[c] + add)
+        m.d.comb += self.answer.eq(first_argmax(scores))
+        return m

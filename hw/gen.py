@@ -1,0 +1,102 @@
+"""``bebert-hw gen``: the accelerator's Verilog, its memory images and a report, for an artifact.
+
+Writes into one folder (created; a half-written folder is never left: everything goes to a
+temporary sibling that is renamed at the end):
+
+* ``bebert_accelerator.v``: the Amaranth design (top module ``bebert_accelerator``) and the
+  parameter memory module it instantiates;
+* ``member<S>_{weights,thresholds,affine}.hex``: $readmemh images of resident member slot S,
+  read by the Verilog from the simulator's or synthesis tool's working folder;
+* ``report.yaml``: the parameters, every width, memory sizes, and cycles per step and per
+  inference from the cycle model, for a sentence of ``tokens`` tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bebert.errors import BebertError
+
+from .accelerator import Accelerator, image_name, run_cycles, step_cycles
+from .config import HardwareConfig
+from .images import MEMORIES, member_images
+from .param_memory import VERILOG as PARAM_MEMORY_VERILOG
+from .plan import AcceleratorPlan, plan_for
+
+TOP = "bebert_accelerator"
+VERILOG_FILE = f"{TOP}.v"
+REPORT_FILE = "report.yaml"
+REPORT_TOKENS = 32  # sentence length the report's per-inference cycles assume (SST-2 dev's longest is 58)
+
+
+def verilog(plan: AcceleratorPlan) -> str:
+    """The accelerator's Verilog: the Amaranth design plus the parameter memory module."""
+    from amaranth.back import verilog as amaranth_verilog
+
+    return amaranth_verilog.convert(Accelerator(plan), name=TOP, emit_src=False) + PARAM_MEMORY_VERILOG
+
+
+def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
+    cfg = plan.config
+    cycles = run_cycles(plan, tokens)
+    depth = {"weights": plan.weight_depth, "thresholds": plan.threshold_depth, "affine": plan.affine_depth}
+    width = {"weights": plan.weight_width, "thresholds": plan.threshold_width, "affine": plan.affine_width}
+    return {
+        "parameters": {"pe": cfg.pe, "simd": cfg.simd, "act_bits": cfg.act_bits,
+                       "members_resident": plan.resident, "ensemble_members": len(plan.members),
+                       "combine": plan.combine},
+        "widths": {"accumulator": plan.acc_bits, "threshold": plan.threshold_bits, "levels": plan.levels,
+                   "result_lane": plan.value_bits, "bias": plan.bias_bits, "score": plan.score_bits},
+        "memories_per_member": {name: {"words": depth[name], "width": width[name], "bits": depth[name] * width[name]}
+                                for name in MEMORIES},
+        "memory_bits_total": plan.resident * sum(depth[n] * width[n] for n in MEMORIES),
+        "buffers_codes": {"input": plan.input_buffer_codes, "chain": plan.chain_buffer_codes},
+        "cycles": {
+            "tokens": tokens,
+            "per_step_and_row": {s.name: step_cycles(plan, s) for s in plan.steps},
+            "per_inference_by_step": cycles.by_step,
+            "parameter_load": cycles.parameter_load,
+            "answer": cycles.answer,
+            "per_inference": cycles.total,
+        },
+    }
+
+
+def generate(plan: AcceleratorPlan, out: Path, force: bool = False) -> list[Path]:
+    """Write the Verilog, the images and the report into ``out``; returns the files written."""
+    out = Path(out)
+    if out.exists() and not force and any(out.iterdir()):
+        raise BebertError(f"Output folder {out} is not empty; choose another --out or pass --force.")
+    if not out.parent.is_dir():
+        raise BebertError(f"Cannot write into {out}: folder {out.parent} does not exist.")
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (staging / VERILOG_FILE).write_text(verilog(plan))
+        for s in range(plan.resident):
+            images = member_images(plan, s)
+            for name in MEMORIES:
+                images.write_hex(name, staging / image_name(s, name))
+        (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan), sort_keys=False))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sorted(out.iterdir())
+
+
+def generate_for_artifact(artifact, config: HardwareConfig, out: Path, force: bool = False):
+    """Compile an artifact, plan it on ``config`` and generate; returns (plan, files, seconds)."""
+    from bebert.sim.ensemble import load_simulation
+
+    started = time.perf_counter()
+    plan = plan_for(load_simulation(artifact), config)
+    files = generate(plan, out, force)
+    return plan, files, time.perf_counter() - started

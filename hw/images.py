@@ -1,0 +1,120 @@
+"""Memory images: every member's parameters laid out as the accelerator's memories hold them.
+
+Three memories per resident member, one word per output fold (thresholds, affine) or per
+(output fold, input fold) pair (weights), jobs one after another in schedule order (plan.py):
+
+* **weights**, PE x SIMD bits: lane p's SIMD bits at [p*SIMD, (p+1)*SIMD), bit s = weight
+  (o*PE + p, i*SIMD + s), 1 for +1; rows and columns past the matrix are 0.
+* **thresholds**, PE x levels x 2 x T bits: lane p, level l at ((p*levels + l)*2)*T: the rising
+  threshold ``up`` then the falling one ``down`` (docs/datapath.md, "Staircases"), two's
+  complement, clamped to one past the accumulator's range where a level is never reached.
+* **affine**, SHIFT_BITS + PE x (MULT_BITS + B) bits: the shift S, then per lane the multiplier
+  M_c (unsigned) and the bias B_c (two's complement): y = round_shift(acc * M_c, S) + B_c.
+
+Images are written as $readmemh files (one word per line, most significant digit first) and also
+given as Python integers for the parameter load stream.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bebert import bitpack
+from bebert.sim.fixed import MULT_BITS
+
+from .plan import SHIFT_BITS, AcceleratorPlan, MatrixJob
+
+MEMORIES = ("weights", "thresholds", "affine")
+
+
+def twos_complement_bits(values: np.ndarray, width: int) -> np.ndarray:
+    """(..., width) bits, least significant first, of int64 values in two's complement."""
+    values = np.asarray(values, dtype=np.int64)
+    return ((values[..., None] >> np.arange(width)) & 1).astype(np.uint8)
+
+
+def _weight_words(plan: AcceleratorPlan, member: int, job: MatrixJob) -> np.ndarray:
+    pe, simd = plan.config.pe, plan.config.simd
+    lin = plan.linear(member, job)
+    bits = (bitpack.unpack_signs(lin.weights, lin.k) > 0).astype(np.uint8)  # (M, K)
+    out_folds, in_folds = plan.out_folds(job), plan.in_folds(job)
+    padded = np.zeros((out_folds * pe, in_folds * simd), dtype=np.uint8)
+    padded[:job.rows, :job.k] = bits
+    words = padded.reshape(out_folds, pe, in_folds, simd).transpose(0, 2, 1, 3)
+    return words.reshape(out_folds * in_folds, pe * simd)
+
+
+def _threshold_words(plan: AcceleratorPlan, member: int, job: MatrixJob) -> np.ndarray:
+    pe, levels, width = plan.config.pe, plan.levels, plan.threshold_bits
+    stairs = plan.linear(member, job).staircase
+    bound = job.accumulator_bound
+    used = 1 if job.output_codes.bits == 1 else stairs.up.shape[1]  # bipolar: both levels share one threshold
+    up = np.full((plan.out_folds(job) * pe, levels), bound + 1, dtype=np.int64)
+    down = np.full_like(up, -bound - 1)
+    up[:job.rows, :used] = np.minimum(np.broadcast_to(stairs.up[:, :used], (job.rows, used)), bound + 1)
+    down[:job.rows, :used] = np.maximum(np.broadcast_to(stairs.down[:, :used], (job.rows, used)), -bound - 1)
+    pairs = np.stack([up, down], axis=-1)  # (lanes, levels, 2)
+    bits = twos_complement_bits(pairs, width)
+    return bits.reshape(plan.out_folds(job), pe * levels * 2 * width)
+
+
+def _affine_words(plan: AcceleratorPlan, member: int, job: MatrixJob) -> np.ndarray:
+    pe = plan.config.pe
+    lin = plan.linear(member, job)
+    lanes = plan.out_folds(job) * pe
+    mult = np.zeros(lanes, dtype=np.int64)
+    bias = np.zeros(lanes, dtype=np.int64)
+    mult[:job.rows], bias[:job.rows] = lin.mult, lin.bias
+    lane_bits = np.concatenate([twos_complement_bits(mult, MULT_BITS), twos_complement_bits(bias, plan.bias_bits)],
+                               axis=-1).reshape(plan.out_folds(job), pe * plan.affine_lane_bits)
+    shift = np.broadcast_to(twos_complement_bits(np.array(lin.shift), SHIFT_BITS), (plan.out_folds(job), SHIFT_BITS))
+    return np.concatenate([shift, lane_bits], axis=1)
+
+
+@dataclass
+class MemoryImages:
+    """One member's three memory images as bit matrices (depth, width), least significant bit first."""
+
+    weights: np.ndarray
+    thresholds: np.ndarray
+    affine: np.ndarray
+
+    def words(self, memory: str) -> list[int]:
+        """The image's words as Python integers."""
+        bits = getattr(self, memory)
+        if bits.shape[0] == 0:
+            return []
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+    def load_beats(self) -> list[int]:
+        """The load stream's beats for this member: weights, then thresholds, then affine words."""
+        return [word for memory in MEMORIES for word in self.words(memory)]
+
+    def write_hex(self, memory: str, path: Path) -> Path:
+        """A $readmemh file of one image, written atomically."""
+        bits = getattr(self, memory)
+        digits = max(1, (bits.shape[1] + 3) // 4)
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        lines = [row.tobytes()[::-1].hex()[-digits:].rjust(digits, "0") for row in packed]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+        return path
+
+
+def member_images(plan: AcceleratorPlan, member: int) -> MemoryImages:
+    jobs = plan.jobs
+
+    def stack(rows: list[np.ndarray], width: int) -> np.ndarray:
+        return np.concatenate(rows) if rows else np.zeros((0, width), dtype=np.uint8)
+
+    return MemoryImages(
+        weights=stack([_weight_words(plan, member, j) for j in jobs], plan.weight_width),
+        thresholds=stack([_threshold_words(plan, member, j) for j in jobs if not j.affine], plan.threshold_width),
+        affine=stack([_affine_words(plan, member, j) for j in jobs if j.affine], plan.affine_width),
+    )

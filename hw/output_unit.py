@@ -1,0 +1,70 @@
+"""The output unit: accumulators to the next quantizer's codes, or to fixed point (docs/datapath.md).
+
+Per lane, combinationally, from the fold's finished accumulator and its parameter words:
+
+* **thresholds** (FINN's threshold unit with a falling side for GELU): hit_l = acc >= up_l or
+  acc <= down_l; the code is low + number of hits, or -1 / +1 by the first hit for bipolar codes.
+  The code leaves as a signed value on the result stream and, in the buffers' storage format
+  (b-bit two's complement, or one bit, 1 for +1), into the chain buffer.
+* **affine**: y = ((acc * M_c + 2^(S-1)) >> S) + B_c, an arithmetic shift (round half up).
+
+Cycle model: combinational; the controller spends one output cycle per fold on it.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from bebert.sim.fixed import MULT_BITS
+
+from .pe_array import popcount
+from .plan import SHIFT_BITS, AcceleratorPlan
+
+
+class OutputUnit(wiring.Component):
+    """Ports: ``accumulators`` (PE x acc_bits), ``thresholds`` and ``affine_params`` (one memory word
+    each, layouts in images.py), ``affine`` (mode), ``low`` (the codes' lowest value), ``bipolar``;
+    out ``values`` (PE x value_bits signed: fixed point or code) and ``codes`` (PE x act_bits,
+    storage format)."""
+
+    def __init__(self, plan: AcceleratorPlan):
+        self.plan = plan
+        cfg = plan.config
+        super().__init__({
+            "accumulators": In(data.ArrayLayout(signed(plan.acc_bits), cfg.pe)),
+            "thresholds": In(plan.threshold_width),
+            "affine_params": In(plan.affine_width),
+            "affine": In(1),
+            "low": In(signed(cfg.act_bits + 1)),
+            "bipolar": In(1),
+            "values": Out(data.ArrayLayout(signed(plan.value_bits), cfg.pe)),
+            "codes": Out(cfg.pe * cfg.act_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        plan, bits = self.plan, self.plan.config.act_bits
+        t, levels, lane_bits = plan.threshold_bits, plan.levels, plan.affine_lane_bits
+        shift = self.affine_params[:SHIFT_BITS]
+        half = (Const(1, 2**SHIFT_BITS) << shift) >> 1  # 2^(S-1), or 0 for S = 0
+        for p in range(plan.config.pe):
+            acc = self.accumulators[p]
+            hits = []
+            for level in range(levels):
+                base = (p * levels + level) * 2 * t
+                up = self.thresholds[base:base + t].as_signed()
+                down = self.thresholds[base + t:base + 2 * t].as_signed()
+                hits.append((acc >= up) | (acc <= down))
+            code = (self.low + popcount(Cat(*hits))).as_signed()
+            code_value = Mux(self.bipolar, Mux(hits[0], 1, -1), code)
+            stored = Mux(self.bipolar, hits[0], code[:bits])
+            lane = self.affine_params[SHIFT_BITS + p * lane_bits:SHIFT_BITS + (p + 1) * lane_bits]
+            mult, bias = lane[:MULT_BITS], lane[MULT_BITS:].as_signed()
+            fixed = ((acc * mult + half) >> shift) + bias
+            m.d.comb += [
+                self.values[p].eq(Mux(self.affine, fixed, code_value)),
+                self.codes[p * bits:(p + 1) * bits].eq(stored),
+            ]
+        return m

@@ -1,0 +1,81 @@
+"""The PE array: PE lanes, each a SIMD-bit popcount and an accumulator (docs/datapath.md, "Matrix products").
+
+Each cycle every lane p meets the same SIMD activation bits x with its own SIMD weight bits w_p:
+
+* XNOR mode (bipolar activations, 1-1-1): term = -2 popcount(x XOR w_p); the accumulator starts
+  at K, so after all folds it holds K - 2 popcount(a XOR w) = sum_k a_k w_k (padding bits are 0 in
+  both operands and never differ);
+* AND mode (one bit plane j of b-bit codes, 1-1-4): term = (2 popcount(x AND w_p) - popcount(x))
+  shifted left by j, subtracted for the sign plane of two's complement codes; the accumulator
+  starts at 0.
+
+``clear`` starts a new output fold: the accumulator takes start + term instead of adding the term.
+Inputs are registered by the controller; the accumulators update at the clock edge.
+
+Cycle model: an output fold takes in_folds x planes accumulating cycles (fold_cycles below; the
+controller adds its own drain and output cycles).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+
+def popcount(bits) -> "Value":  # noqa: F821
+    """Number of set bits of a value, as a balanced adder tree (log2(n) adder levels)."""
+    terms = [bits[i] for i in range(len(bits))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+class PEArray(wiring.Component):
+    """PE lanes of SIMD-bit popcounts with ``acc_bits``-wide accumulators.
+
+    Ports: ``activations`` (SIMD bits, one bit plane or bipolar bits), ``weights`` (PE x SIMD bits,
+    lane p at [p*SIMD, (p+1)*SIMD)), ``xnor`` (mode), ``plane`` (bit plane index j, the shift),
+    ``negative`` (subtract: the sign plane), ``clear`` and ``start`` (begin a fold at start + term),
+    ``enable`` (accumulate this cycle); ``accumulators`` (PE signed values).
+    """
+
+    def __init__(self, pe: int, simd: int, acc_bits: int, max_planes: int = 8):
+        for name, value in (("PE", pe), ("SIMD", simd), ("accumulator width", acc_bits)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self.pe, self.simd, self.acc_bits = pe, simd, acc_bits
+        super().__init__({
+            "activations": In(simd),
+            "weights": In(pe * simd),
+            "xnor": In(1),
+            "plane": In(range(max_planes)),
+            "negative": In(1),
+            "clear": In(1),
+            "start": In(signed(acc_bits)),
+            "enable": In(1),
+            "accumulators": Out(data.ArrayLayout(signed(acc_bits), pe)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        x = self.activations
+        ones_x = popcount(x)  # shared by every lane
+        for p in range(self.pe):
+            w = self.weights[p * self.simd:(p + 1) * self.simd]
+            agree = popcount(x & w)
+            differ = popcount(x ^ w)
+            bitserial = ((agree << 1) - ones_x).as_signed() << self.plane
+            term = Mux(self.xnor, -(differ << 1).as_signed(), Mux(self.negative, -bitserial, bitserial))
+            acc = self.accumulators[p]
+            with m.If(self.enable):
+                with m.If(self.clear):
+                    m.d.sync += acc.eq(self.start + term)
+                with m.Else():
+                    m.d.sync += acc.eq(acc + term)
+        return m
+
+
+def fold_cycles(in_folds: int, planes: int) -> int:
+    """Accumulating cycles of one output fold: every input fold, once per bit plane."""
+    return in_folds * planes

@@ -1,0 +1,270 @@
+"""What the accelerator runs for a model: its matrix jobs in order, their folds and memory addresses,
+and the widths every register needs. The RTL, the memory images, the cycle model and the host side
+of the testbench all read this one plan.
+
+Every binary matrix product of a member runs on the PE array; the host (for now) computes the
+embeddings, LayerNorms, residual adds, the attention (scores, softmax, P.V) and the quantizers that
+read a fixed-point hidden state. A member is a sequence of **steps**, each a short chain of
+**matrix jobs** over the same input row:
+
+    per layer  qkv        query, key, value       input buffer -> codes out (Q/K/V staircases)
+               attn_out   attention output        input buffer -> fixed point out
+               ffn        FFN in -> FFN out       input buffer -> GELU codes into the chain buffer
+                                                  -> fixed point out
+    once       head       pooler -> classifier    [CLS] row -> tanh codes into the chain buffer
+                                                  -> fixed-point logits to the ensemble unit and out
+
+Per-token steps repeat for every token of the sentence; the head step runs once. A job folds its
+M x K matrix into ceil(M / PE) output folds of ceil(K / SIMD) input folds, each input fold taking
+one pass per activation bit plane (one for 1-bit codes, XNOR-popcount).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from bebert.sim.fixed import MULT_BITS
+from bebert.sim.gemm import accumulator_bits
+from bebert.sim.program import Codes, Linear, Member
+
+from .config import ConfigError, HardwareConfig
+
+SHIFT_BITS = 7  # the affine outputs' right shift S (< 128)
+
+
+@dataclass(frozen=True)
+class MatrixJob:
+    """One binary matrix product of a member, with where its input comes from and its output goes."""
+
+    name: str  # datapath name of the product, e.g. "layer0.query"
+    rows: int  # M, output channels
+    k: int  # K, input codes
+    input_codes: Codes
+    output_codes: Codes | None  # codes out through thresholds; None: fixed point out (multiply-shift)
+    source: int  # 0: the input buffer, filled from the activation stream; 1: the chain buffer
+    to_stream: bool  # results leave on the result stream
+    to_chain: bool  # codes go into the chain buffer for the next job of the step
+    to_ensemble: bool  # logits go to the ensemble unit
+
+    @property
+    def affine(self) -> bool:
+        return self.output_codes is None
+
+    @property
+    def planes(self) -> int:
+        """Passes per input fold: one per bit plane, one for bipolar codes (XNOR)."""
+        return 1 if self.input_codes.bipolar else self.input_codes.bits
+
+    @property
+    def accumulator_bound(self) -> int:
+        return self.k * self.input_codes.largest
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    jobs: tuple[MatrixJob, ...]
+    per_token: bool  # once per token of the sentence, or once per sentence (the head)
+
+
+def member_steps(member: Member) -> list[Step]:
+    """The steps of one member, in the order the controller runs them."""
+    steps = []
+    hidden = member.hidden
+
+    def job(name, linear: Linear, output_codes, source=0, stream=True, chain=False, ensemble=False):
+        return MatrixJob(name, linear.out_features, linear.k, linear.input_codes, output_codes,
+                         source, stream, chain, ensemble)
+
+    for i, layer in enumerate(member.layers):
+        att = layer.attention
+        steps.append(Step(f"layer{i}.qkv", (job(f"layer{i}.query", layer.query, att.query_codes),
+                                            job(f"layer{i}.key", layer.key, att.key_codes),
+                                            job(f"layer{i}.value", layer.value, att.value_codes)), True))
+        steps.append(Step(f"layer{i}.attention_output",
+                          (job(f"layer{i}.attention_output", layer.attention_output, None),), True))
+        steps.append(Step(f"layer{i}.ffn", (
+            job(f"layer{i}.ffn_in", layer.ffn_in, layer.ffn_out.input_codes, stream=False, chain=True),
+            job(f"layer{i}.ffn_out", layer.ffn_out, None, source=1)), True))
+    steps.append(Step("head", (
+        job("pooler", member.pooler, member.classifier.input_codes, stream=False, chain=True),
+        job("classifier", member.classifier, None, source=1, ensemble=True)), False))
+    assert all(s.jobs[0].k == hidden for s in steps)
+    return steps
+
+
+def member_linears(member: Member) -> dict[str, Linear]:
+    """Each job's compiled matrix, by job name."""
+    out = {"pooler": member.pooler, "classifier": member.classifier}
+    for i, layer in enumerate(member.layers):
+        for name in ("query", "key", "value", "attention_output", "ffn_in", "ffn_out"):
+            out[f"layer{i}.{name}"] = getattr(layer, name)
+    return out
+
+
+def signed_bits(bound: int) -> int:
+    """Two's complement width holding every integer in [-bound, bound]."""
+    return int(bound).bit_length() + 1
+
+
+@dataclass
+class AcceleratorPlan:
+    """The jobs, folds, addresses and widths of one model on one hardware configuration."""
+
+    config: HardwareConfig
+    members: list[Member]  # compiled members (bebert.sim.program), all of the same shape
+    combine: str  # "logits" or "vote"
+    alphas: np.ndarray  # integer member weights A_m (ALPHA_FRAC fractional bits)
+
+    def __post_init__(self):
+        cfg = self.config
+        self.resident = cfg.resident(len(self.members))
+        self.steps = member_steps(self.members[0])
+        for member in self.members[1:]:
+            if member_steps(member) != self.steps:
+                raise ConfigError(f"member {member.prefix} differs in shape or code formats from the first; "
+                                  "the accelerator runs members of one shape.")
+        widest = max(j.input_codes.bits for j in self.jobs)
+        if widest > cfg.act_bits:
+            raise ConfigError(f"the model's {widest}-bit activation codes need --act-bits {widest} or more, "
+                              f"not {cfg.act_bits}.")
+        largest_m, largest_k = max(j.rows for j in self.jobs), max(j.k for j in self.jobs)
+        if cfg.pe > largest_m:
+            raise ConfigError(f"--pe {cfg.pe} exceeds the largest matrix's {largest_m} output rows, so lanes "
+                              "would idle in every fold.")
+        if cfg.simd > largest_k:
+            raise ConfigError(f"--simd {cfg.simd} exceeds the longest matrix row of {largest_k} inputs, so "
+                              "input bits would idle in every fold.")
+        if cfg.pe < self.labels:
+            raise ConfigError(f"--pe {cfg.pe} is below the model's {self.labels} labels; the ensemble unit "
+                              "takes all logits in one fold.")
+        # memory layout: each job's words, one after another, in schedule order
+        self.weight_base, self.param_base = {}, {}
+        weights = thresholds = affine = 0
+        for job in self.jobs:
+            self.weight_base[job.name] = weights
+            weights += self.out_folds(job) * self.in_folds(job)
+            if job.affine:
+                self.param_base[job.name] = affine
+                affine += self.out_folds(job)
+            else:
+                self.param_base[job.name] = thresholds
+                thresholds += self.out_folds(job)
+        self.weight_depth, self.threshold_depth, self.affine_depth = weights, thresholds, affine
+
+    # ---- shapes ---------------------------------------------------------------------------------
+    @cached_property
+    def jobs(self) -> list[MatrixJob]:
+        return [job for step in self.steps for job in step.jobs]
+
+    @property
+    def labels(self) -> int:
+        return self.members[0].classifier.out_features
+
+    @property
+    def max_tokens(self) -> int:
+        return self.members[0].max_position
+
+    def out_folds(self, job: MatrixJob) -> int:
+        return math.ceil(job.rows / self.config.pe)
+
+    def in_folds(self, job: MatrixJob) -> int:
+        return math.ceil(job.k / self.config.simd)
+
+    # ---- widths ---------------------------------------------------------------------------------
+    @cached_property
+    def acc_bits(self) -> int:
+        """Accumulator width: the widest job's exact range (bebert.sim.gemm.accumulator_bits)."""
+        return max(accumulator_bits(j.k, j.input_codes.bits, j.input_codes.signed) for j in self.jobs)
+
+    @cached_property
+    def threshold_bits(self) -> int:
+        """Thresholds hold every accumulator value and one past each end ("never")."""
+        return signed_bits(max(j.accumulator_bound for j in self.jobs) + 1)
+
+    @property
+    def levels(self) -> int:
+        """Threshold levels per lane: 2^b - 1 for b-bit codes; one for 1-bit codes (bipolar or not)."""
+        return 1 if self.config.act_bits == 1 else 2**self.config.act_bits - 1
+
+    @cached_property
+    def bias_bits(self) -> int:
+        return max(signed_bits(int(np.abs(self._linear(m, j).bias).max()))
+                   for m in self.members for j in self.jobs if j.affine)
+
+    @cached_property
+    def value_bits(self) -> int:
+        """Width of one result lane: every fixed-point output of every member, and every code."""
+        bound = max(2**self.config.act_bits, 2)  # codes, signed or not, with room for the sign
+        for member in self.members:
+            for job in self.jobs:
+                if job.affine:
+                    lin = self._linear(member, job)
+                    scaled = (job.accumulator_bound * lin.mult + (1 << (lin.shift - 1))) >> lin.shift
+                    bound = max(bound, int((scaled + np.abs(lin.bias)).max()))
+        return signed_bits(bound)
+
+    @cached_property
+    def product_bits(self) -> int:
+        return self.acc_bits + MULT_BITS + 1
+
+    @property
+    def weight_width(self) -> int:
+        return self.config.pe * self.config.simd
+
+    @property
+    def threshold_width(self) -> int:
+        return self.config.pe * self.levels * 2 * self.threshold_bits
+
+    @property
+    def affine_lane_bits(self) -> int:
+        return MULT_BITS + self.bias_bits
+
+    @property
+    def affine_width(self) -> int:
+        return SHIFT_BITS + self.config.pe * self.affine_lane_bits
+
+    @property
+    def load_width(self) -> int:
+        """The parameter load stream carries one word of any of the three memories per beat."""
+        return max(self.weight_width, self.threshold_width, self.affine_width)
+
+    @cached_property
+    def input_buffer_codes(self) -> int:
+        """Codes the input buffer holds: the longest row a step loads, in whole SIMD words."""
+        return max(self.in_folds(j) for j in self.jobs if j.source == 0) * self.config.simd
+
+    @cached_property
+    def chain_buffer_codes(self) -> int:
+        """Codes the chain buffer holds: written PE codes at a time, read SIMD codes at a time."""
+        chained = [j for j in self.jobs if j.to_chain] + [j for j in self.jobs if j.source == 1]
+        need = max(max(self.out_folds(j) * self.config.pe for j in chained if j.to_chain),
+                   max(self.in_folds(j) * self.config.simd for j in chained if j.source == 1))
+        word = math.lcm(self.config.pe, self.config.simd)
+        return math.ceil(need / word) * word
+
+    @cached_property
+    def score_bits(self) -> int:
+        """Ensemble scores: sum_m A_m * logit (logits) or sum_m A_m (vote)."""
+        total = int(np.sum(self.alphas))
+        return signed_bits(total * (2 ** (self.value_bits - 1) if self.combine == "logits" else 1))
+
+    def _linear(self, member: Member, job: MatrixJob) -> Linear:
+        return member_linears(member)[job.name]
+
+    def linear(self, member_index: int, job: MatrixJob) -> Linear:
+        return self._linear(self.members[member_index], job)
+
+
+def plan_for(simulation, config: HardwareConfig) -> AcceleratorPlan:
+    """The plan of a compiled artifact (bebert.sim.ensemble.Simulation) on a configuration."""
+    if simulation.regression:
+        raise ConfigError(f"{simulation.path}: the accelerator's ensemble unit joins classifiers; a regression "
+                          "model (STS-B) runs on the simulator only.")
+    if simulation.combine not in ("logits", "vote"):
+        raise ConfigError(f"{simulation.path}: members are joined by 'vote' or 'logits', not {simulation.combine!r}.")
+    return AcceleratorPlan(config, simulation.members, simulation.combine, simulation.alphas)
