@@ -83,7 +83,7 @@ class Accelerator(wiring.Component):
 
         def field(name, values, index=pc):
             values = [int(v) for v in values]
-            signal = Signal(range(min(values + [0]), max(values + [0]) + 1), name=f"job_{name}")
+            signal = Signal(range(min(values + [0]), max(values + [1]) + 1), name=f"job_{name}")
             m.d.comb += signal.eq(Array(Const(v, signal.shape()) for v in values)[index])
             return signal
 
@@ -109,15 +109,15 @@ class Accelerator(wiring.Component):
         restart_w_base = field("restart_weight_base", (w_bases[first_pc[step_of[j.name][0].name]] for j in jobs))
 
         # ---- state ----------------------------------------------------------------------------
-        member = Signal(range(members))
-        slot = Signal(range(resident))
+        member = Signal(range(max(members, 2)))  # at least one bit, even for one member
+        slot = Signal(range(max(resident, 2)))
         row = Signal(range(plan.max_tokens + 1))
         tokens = Signal(range(plan.max_tokens + 1))
         streaming = Signal()
         out_fold = Signal(range(max(plan.out_folds(j) for j in jobs) + 1))
         in_fold = Signal(range(max(plan.in_folds(j) for j in jobs) + 1))
         col_base = Signal(range(plan.input_buffer_codes + plan.chain_buffer_codes + simd + 1))
-        plane = Signal(range(max(bits, 1)))
+        plane = Signal(range(max(bits, 2)))
         w_addr = Signal(range(plan.weight_depth + 1))
         total_words = plan.weight_depth + plan.threshold_depth + plan.affine_depth
         load_count = Signal(range(total_words + 1))
@@ -202,7 +202,9 @@ class Accelerator(wiring.Component):
                     offsets = {"weights": 0, "thresholds": plan.weight_depth,
                                "affine": plan.weight_depth + plan.threshold_depth}
                     for name in MEMORIES:
-                        here = (load_count >= offsets[name]) & (load_count < offsets[name] + depths[name])
+                        here = load_count < offsets[name] + depths[name]
+                        if offsets[name]:
+                            here &= load_count >= offsets[name]
                         for s, mem in enumerate(memories[name]):
                             m.d.comb += [mem.we.eq(here & (slot == s)), mem.waddr.eq(load_count - offsets[name]),
                                          mem.wdata.eq(self.load_in.payload)]

@@ -1,7 +1,9 @@
 """``bebert-hw``: the hardware side's command line.
 
-``sim`` runs the bit-accurate simulator (bebert.sim) on an artifact, by default the built-in model.
-The accelerator generator (``gen``) and the design-space exploration (``dse``) join as they land.
+``sim`` runs the bit-accurate simulator (bebert.sim) on an artifact, by default the built-in model;
+``counts`` prints operation counts; ``gen`` writes the accelerator's Verilog, memory images and
+report; ``cosim`` runs sentences through that Verilog in Verilator (cocotb) against the simulator.
+The design-space exploration (``dse``) joins when it lands.
 Every problem with the user's input is one ``bebert-hw: error:`` sentence and exit status 2.
 Nothing here imports torch, except the optional comparison with the PyTorch model.
 """
@@ -156,12 +158,86 @@ def cmd_counts(args) -> int:
     return 0
 
 
+def cmd_gen(args) -> int:
+    """Verilog, memory images and report of the accelerator for an artifact (hw/gen.py)."""
+    from pathlib import Path
+
+    import yaml
+
+    from bebert.builtin import BUILTIN_DIR
+    from bebert.hw.config import HardwareConfig
+    from bebert.hw.gen import REPORT_FILE, configure, generate
+    from bebert.hw.plan import plan_for
+    from bebert.sim.ensemble import load_simulation
+
+    if args.tokens < 1:
+        raise BebertError(f"--tokens must be a positive sentence length, not {args.tokens}.")
+    started = time.perf_counter()
+    HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1)  # refuse bad numbers before compiling
+    simulation = load_simulation(args.artifact or BUILTIN_DIR)
+    plan = plan_for(simulation, configure(simulation, args.pe, args.simd, args.members, args.act_bits))
+    files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens)
+    cfg = plan.config
+    print(f"accelerator for {simulation.path} ({len(plan.members)} member(s), {plan.resident} resident): "
+          f"PE {cfg.pe} x SIMD {cfg.simd}, {cfg.act_bits}-bit activations")
+    for path in files:
+        print(f"  wrote {path} ({path.stat().st_size / 2**20:.2f} MiB)")
+    report = yaml.safe_load((Path(args.out) / REPORT_FILE).read_text())
+    cycles = report["cycles"]
+    print(f"  cycles per inference of {cycles['tokens']} tokens: {cycles['per_inference']:,} "
+          f"(parameter memories {report['memory_bits_total'] / 2**20:.1f} Mbit)")
+    print(f"  done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_cosim(args) -> int:
+    """Generate the accelerator, verilate it and run GLUE sentences through it against the simulator."""
+    from pathlib import Path
+
+    from bebert import glue
+    from bebert.builtin import BUILTIN_DIR
+    from bebert.hw.config import HardwareConfig
+    from bebert.hw.cosim import cosimulate
+    from bebert.hw.gen import configure
+    from bebert.sim.ensemble import load_simulation
+    from bebert.sim.tokens import SentenceTokenizer
+
+    if args.sentences < 1:
+        raise BebertError(f"--sentences must be a positive count, not {args.sentences}.")
+    if not 0 <= args.gap < 1:
+        raise BebertError(f"--gap is a probability of a stall, in [0, 1), not {args.gap}.")
+    HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1)  # refuse bad numbers before compiling
+    artifact = Path(args.artifact or BUILTIN_DIR)
+    simulation = load_simulation(artifact)
+    config = configure(simulation, args.pe, args.simd, args.members, args.act_bits)
+    recipe = simulation.manifest.get("recipe", {})
+    tokenizer = SentenceTokenizer(recipe.get("backbone"), recipe.get("max_length", 128))
+    task = simulation.manifest["task"]["name"]
+    examples = glue.load_split(task, "dev", args.glue_dir)[:args.sentences]
+    encoded = [tokenizer.encode(e.text_a, e.text_b) for e in examples]
+    print(f"co-simulation: {task} dev, {len(encoded)} sentence(s), PE {config.pe} x SIMD {config.simd}, "
+          f"{config.act_bits}-bit activations; Verilog, images and the Verilator build in {args.out}/ "
+          "(the first build of a configuration takes minutes)")
+    started = time.perf_counter()
+    results = cosimulate(artifact, config, encoded, Path(args.out), gap=args.gap, waves=args.waves)
+    records = results["sentences"]
+    for i, r in enumerate(records):
+        print(f"  sentence {i + 1:>3}: {r['tokens']:>3} tokens, class {r['answer']} (simulator {r['simulator_answer']}), "
+              f"cycles {r['cycles']:,} (model {r['model_cycles']:,}), stalls {r['stalls']:,}, {r['wall_s']:.1f} s")
+    simulated = sum(r["cycles"] + r["stalls"] for r in records)
+    wall = sum(r["wall_s"] for r in records)
+    print(f"all {len(records)} sentence(s): every streamed result and class equal to the simulator's, cycle counter "
+          f"equal to the model; {simulated:,} cycles simulated at {simulated / wall:,.0f} cycles/s; "
+          f"{time.perf_counter() - started:.0f} s in all")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bebert-hw",
         description="Hardware flow for BEBERT artifacts: bit-accurate simulation of the integer datapath; "
-                    "Verilog generation (Amaranth), cocotb/Verilator co-simulation, cost models and the "
-                    "design-space exploration are being built.")
+                    "Verilog generation of the accelerator (Amaranth); cost models and the design-space "
+                    "exploration are being built.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sim", help="run the integer-datapath simulator on a GLUE split or one sentence")
     p.add_argument("--artifact", help="artifact directory (default: the built-in model)")
@@ -181,6 +257,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact", help="artifact directory (default: the built-in model)")
     p.add_argument("--tokens", type=int, default=128, help="sentence length (default 128, the papers')")
     p.set_defaults(func=cmd_counts)
+    p = sub.add_parser("gen", help="write the accelerator's Verilog, memory images and report (Amaranth)")
+    p.add_argument("--artifact", help="artifact directory (default: the built-in model)")
+    p.add_argument("--pe", type=int, default=64, help="output lanes of the PE array (default 64)")
+    p.add_argument("--simd", type=int, default=64, help="input bits per lane per cycle (default 64)")
+    p.add_argument("--members", type=int, help="members resident on chip (default: all of the ensemble; "
+                                               "fewer stream their parameters in before they run)")
+    p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
+    p.add_argument("--tokens", type=int, default=32, help="sentence length of the report's cycle counts (default 32)")
+    p.add_argument("--out", default="accelerator", help="output folder (default ./accelerator)")
+    p.add_argument("--force", action="store_true", help="replace an output folder that holds other files")
+    p.set_defaults(func=cmd_gen)
+    p = sub.add_parser("cosim", help="run GLUE dev sentences through the accelerator in Verilator (cocotb), "
+                                     "checked against the simulator")
+    p.add_argument("--artifact", help="artifact directory (default: the built-in model)")
+    p.add_argument("--pe", type=int, default=64, help="output lanes of the PE array (default 64)")
+    p.add_argument("--simd", type=int, default=64, help="input bits per lane per cycle (default 64)")
+    p.add_argument("--members", type=int, help="members resident on chip (default: all)")
+    p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
+    p.add_argument("--sentences", type=int, default=4, help="first N dev sentences of the artifact's task (default 4)")
+    p.add_argument("--gap", type=float, default=0.0, help="probability of a random stall on each stream side")
+    p.add_argument("--waves", action="store_true", help="record FST waveforms (or set BEBERT_WAVES=1)")
+    p.add_argument("--out", default="cosim", help="working folder (default ./cosim)")
+    p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue)")
+    p.set_defaults(func=cmd_cosim)
     return parser
 
 

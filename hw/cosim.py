@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 from bebert.errors import BebertError
@@ -37,31 +36,78 @@ def waves_requested(waves: bool = False) -> bool:
     return waves or os.environ.get(WAVES_VARIABLE, "") not in ("", "0")
 
 
+def _runner():
+    """cocotb's Verilator runner, with only the top module's signals public.
+
+    cocotb's runner passes --public-flat-rw, which keeps every wire of the design as a public
+    variable and stops Verilator from optimizing any of them away; the testbench touches only the
+    top module's ports, so a control file makes just those public (public_flat_rw on the top)."""
+    from cocotb_tools.runner import Verilator
+
+    class TopPublicVerilator(Verilator):
+        def _build_command(self):
+            commands = super()._build_command()
+            commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+            return commands
+
+    return TopPublicVerilator()
+
+
 def build(sources: list[Path], top: str, build_dir: Path, waves: bool = False):
     """Verilate and compile ``sources`` with ``top`` as the top module; returns the runner."""
-    from cocotb_tools.runner import get_runner
+    from cocotb_tools.runner import VerilatorControlFile
 
     os.environ.update(verilator_environment())
-    runner = get_runner("verilator")
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    public = build_dir / "public_ports.vlt"
+    public.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    runner = _runner()
     # Amaranth's Verilog trips Verilator's width and unused-signal warnings; they are listed and
     # explained in docs/accelerator.md (lint section), so they do not stop the build here.
     args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"]
     if waves_requested(waves):
         args += ["--trace-fst", "--trace-structs"]
-    runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, build_dir=str(build_dir),
+    runner.build(sources=[VerilatorControlFile(str(public))] + [str(s) for s in sources], hdl_toplevel=top, build_dir=str(build_dir),
                  build_args=args, waves=waves_requested(waves), always=False, log_file=str(Path(build_dir) / "build.log"))
     return runner
 
 
 def run(runner, test_module: str, top: str, test_dir: Path, settings: dict, testcase: str | None = None,
-        module_dir: Path | None = None, waves: bool = False) -> Path:
-    """Run cocotb ``test_module`` (found in ``module_dir``) against the built model in ``test_dir``;
-    returns the results XML. ``settings`` reach the testbench as JSON in BEBERT_COSIM."""
+        waves: bool = False) -> Path:
+    """Run cocotb ``test_module`` (a dotted module name, e.g. bebert.hw.testbench.accelerator) against
+    the built model in ``test_dir``; returns the results XML. ``settings`` reach the testbench as
+    JSON in BEBERT_COSIM."""
     env = {SETTINGS_VARIABLE: json.dumps(settings)}
-    if module_dir is not None and str(module_dir) not in sys.path:
-        sys.path.insert(0, str(module_dir))  # the runner hands this process's sys.path to the simulator
     return runner.test(test_module=test_module, hdl_toplevel=top, test_dir=str(test_dir), testcase=testcase,
                        extra_env=env, waves=waves_requested(waves), log_file=str(Path(test_dir) / f"{test_module}.log"))
+
+
+def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], out: Path,
+               testcase: str | None = "sentences_match_simulator", gap: float = 0.0, reload: bool = False,
+               waves: bool = False) -> dict:
+    """Generate the accelerator for ``artifact`` into ``out``, verilate it into ``out/build`` and run
+    the accelerator testbench (bebert.hw.testbench.accelerator) on tokenized ``sentences``;
+    returns the testbench's results (per sentence: tokens, cycles, model cycles, stalls, answers,
+    wall time). A failed check raises BebertError naming the log."""
+    from cocotb_tools.check_results import get_results
+
+    from .gen import TOP, generate_for_artifact, verilog_sources
+
+    out = Path(out)
+    generate_for_artifact(artifact, config, out, force=True)
+    runner = build(verilog_sources(out), TOP, out / "build", waves)
+    results = out / "results.json"
+    results.unlink(missing_ok=True)
+    test_settings = {"artifact": str(artifact), "pe": config.pe, "simd": config.simd, "members": config.members,
+                     "act_bits": config.act_bits, "sentences": [[list(i), list(t)] for i, t in sentences],
+                     "gap": gap, "reload": reload, "results": str(results)}
+    xml = run(runner, "bebert.hw.testbench.accelerator", TOP, out, test_settings, testcase=testcase, waves=waves)
+    tests, failures = get_results(Path(xml))
+    if tests < 1 or failures or not results.is_file():
+        raise BebertError(f"The co-simulation failed: {failures} of {tests} testbench test(s); see "
+                          f"{out / 'bebert.hw.testbench.accelerator.log'}.")
+    return json.loads(results.read_text())
 
 
 def settings() -> dict:

@@ -1,10 +1,12 @@
 """``bebert-hw gen``: the accelerator's Verilog, its memory images and a report, for an artifact.
 
-Writes into one folder (created; a half-written folder is never left: everything goes to a
-temporary sibling that is renamed at the end):
+Writes into one folder (created, or replaced if it holds an earlier generation; a half-written
+folder is never left: everything goes to a temporary sibling that is renamed at the end):
 
-* ``bebert_accelerator.v``: the Amaranth design (top module ``bebert_accelerator``) and the
-  parameter memory module it instantiates;
+* ``bebert_accelerator.v``: the Amaranth design (top module ``bebert_accelerator``);
+* ``bebert_param_memory.v``: the parameter memory module it instantiates (param_memory.py);
+* ``lint_waivers.vlt``: the Verilator waivers for Amaranth's output style, each with its reason
+  (``verilator --lint-only -Wall lint_waivers.vlt bebert_param_memory.v bebert_accelerator.v``);
 * ``member<S>_{weights,thresholds,affine}.hex``: $readmemh images of resident member slot S,
   read by the Verilog from the simulator's or synthesis tool's working folder;
 * ``report.yaml``: the parameters, every width, memory sizes, and cycles per step and per
@@ -26,20 +28,29 @@ from bebert.errors import BebertError
 from .accelerator import Accelerator, image_name, run_cycles, step_cycles
 from .config import HardwareConfig
 from .images import MEMORIES, member_images
+from .param_memory import MODULE_NAME as PARAM_MEMORY_MODULE
 from .param_memory import VERILOG as PARAM_MEMORY_VERILOG
-from .plan import AcceleratorPlan, plan_for
+from .plan import AcceleratorPlan, model_act_bits, plan_for
 
 TOP = "bebert_accelerator"
 VERILOG_FILE = f"{TOP}.v"
+MEMORY_FILE = f"{PARAM_MEMORY_MODULE}.v"
+LINT_WAIVERS_FILE = "lint_waivers.vlt"
+LINT_WAIVERS = Path(__file__).with_name(LINT_WAIVERS_FILE)
 REPORT_FILE = "report.yaml"
 REPORT_TOKENS = 32  # sentence length the report's per-inference cycles assume (SST-2 dev's longest is 58)
 
 
 def verilog(plan: AcceleratorPlan) -> str:
-    """The accelerator's Verilog: the Amaranth design plus the parameter memory module."""
+    """The Amaranth design's Verilog (it instantiates the parameter memory module of MEMORY_FILE)."""
     from amaranth.back import verilog as amaranth_verilog
 
-    return amaranth_verilog.convert(Accelerator(plan), name=TOP, emit_src=False) + PARAM_MEMORY_VERILOG
+    return amaranth_verilog.convert(Accelerator(plan), name=TOP, emit_src=False)
+
+
+def verilog_sources(folder: Path) -> list[Path]:
+    """The Verilog files of a generated folder, in the order tools read them."""
+    return [Path(folder) / MEMORY_FILE, Path(folder) / VERILOG_FILE]
 
 
 def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
@@ -68,21 +79,25 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
     }
 
 
-def generate(plan: AcceleratorPlan, out: Path, force: bool = False) -> list[Path]:
+def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int = REPORT_TOKENS) -> list[Path]:
     """Write the Verilog, the images and the report into ``out``; returns the files written."""
     out = Path(out)
-    if out.exists() and not force and any(out.iterdir()):
-        raise BebertError(f"Output folder {out} is not empty; choose another --out or pass --force.")
+    if out.exists() and not out.is_dir():
+        raise BebertError(f"Output {out} is a file, not a folder.")
+    if out.exists() and not force and any(out.iterdir()) and not (out / VERILOG_FILE).exists():
+        raise BebertError(f"Output folder {out} holds other files; choose another --out or pass --force.")
     if not out.parent.is_dir():
         raise BebertError(f"Cannot write into {out}: folder {out.parent} does not exist.")
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (staging / VERILOG_FILE).write_text(verilog(plan))
+        (staging / MEMORY_FILE).write_text(PARAM_MEMORY_VERILOG.lstrip())
+        shutil.copyfile(LINT_WAIVERS, staging / LINT_WAIVERS_FILE)
         for s in range(plan.resident):
             images = member_images(plan, s)
             for name in MEMORIES:
                 images.write_hex(name, staging / image_name(s, name))
-        (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan), sort_keys=False))
+        (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens), sort_keys=False))
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -100,3 +115,8 @@ def generate_for_artifact(artifact, config: HardwareConfig, out: Path, force: bo
     plan = plan_for(load_simulation(artifact), config)
     files = generate(plan, out, force)
     return plan, files, time.perf_counter() - started
+
+
+def configure(simulation, pe: int, simd: int, members: int | None, act_bits: int | None) -> HardwareConfig:
+    """A configuration for a compiled model; ``act_bits`` None takes the model's widest codes."""
+    return HardwareConfig(pe, simd, members, model_act_bits(simulation) if act_bits is None else act_bits)

@@ -60,7 +60,7 @@ class OutputUnit(wiring.Component):
                 up = self.thresholds[base:base + t].as_signed()
                 down = self.thresholds[base + t:base + 2 * t].as_signed()
                 m.d.comb += hits[level].eq((acc >= up) | (acc <= down))
-            m.d.comb += code.eq(self.low + popcount(hits))
+            m.d.comb += code.eq(self.low + popcount(m, hits, f"count{p}"))
             code_value = Mux(self.bipolar, Mux(hits[0], 1, -1), code)
             stored = Mux(self.bipolar, hits[0], code[:bits])
             lane = self.affine_params[SHIFT_BITS + p * lane_bits:SHIFT_BITS + (p + 1) * lane_bits]

@@ -23,12 +23,19 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 
-def popcount(bits) -> "Value":  # noqa: F821
-    """Number of set bits of a value, as a balanced adder tree (log2(n) adder levels)."""
-    terms = [bits[i] for i in range(len(bits))]
+def popcount(m: Module, bits, name: str) -> Signal:
+    """Number of set bits of a value, as a balanced adder tree (log2(n) adder levels).
+
+    The input goes through a signal first: Amaranth re-emits an expression at every use, and the
+    tree uses every bit."""
+    source = Signal(len(bits), name=f"{name}_bits")
+    count = Signal(range(len(bits) + 1), name=name)
+    m.d.comb += source.eq(bits)
+    terms = [source[i] for i in range(len(bits))]
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0]
+    m.d.comb += count.eq(terms[0])
+    return count
 
 
 class PEArray(wiring.Component):
@@ -60,13 +67,11 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         x = self.activations
-        # Values used more than once go through a signal: Amaranth re-emits an expression at every use.
-        ones_x = Signal(range(self.simd + 1))
-        m.d.comb += ones_x.eq(popcount(x))  # shared by every lane
+        ones_x = popcount(m, x, "ones_x")  # shared by every lane
         for p in range(self.pe):
             w = self.weights[p * self.simd:(p + 1) * self.simd]
-            agree = popcount(x & w)
-            differ = popcount(x ^ w)
+            agree = popcount(m, x & w, f"agree{p}")
+            differ = popcount(m, x ^ w, f"differ{p}")
             bitserial = ((agree << 1) - ones_x).as_signed() << self.plane
             term = Mux(self.xnor, -(differ << 1).as_signed(), Mux(self.negative, -bitserial, bitserial))
             acc = self.accumulators[p]

@@ -260,6 +260,15 @@ class AcceleratorPlan:
         return self._linear(self.members[member_index], job)
 
 
+def model_act_bits(simulation) -> int:
+    """The widest activation code a model's matrix products take (the default --act-bits)."""
+    return max(j.input_codes.bits for j in member_steps_jobs(simulation.members[0]))
+
+
+def member_steps_jobs(member: Member) -> list[MatrixJob]:
+    return [job for step in member_steps(member) for job in step.jobs]
+
+
 def plan_for(simulation, config: HardwareConfig) -> AcceleratorPlan:
     """The plan of a compiled artifact (bebert.sim.ensemble.Simulation) on a configuration."""
     if simulation.regression:

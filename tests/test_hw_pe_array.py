@@ -13,19 +13,15 @@ from bebert.hw.pe_array import PEArray
 from bebert.sim.gemm import accumulator_bits
 from cocotb_tools.check_results import get_results
 
-TESTBENCHES = Path(__file__).parent / "cocotb"
-
-
 def run_pe_array(tmp: Path, pe: int, simd: int, bits: int, kind: str, k: int) -> None:
     width = accumulator_bits(k, 1 if kind == "bipolar" else bits, kind != "unsigned")
     source = tmp / "pe_array.v"
     source.write_text(verilog.convert(PEArray(pe, simd, width, max(bits, 1) + 1), name="pe_array", emit_src=False))
     runner = build([source], "pe_array", tmp / "build")
-    results = run(runner, "tb_pe_array", "pe_array", tmp, {"pe": pe, "simd": simd, "bits": bits, "kind": kind,
-                                                           "k": k, "rows": 6, "seed": pe * 1000 + simd},
-                  module_dir=TESTBENCHES)
+    results = run(runner, "bebert.hw.testbench.pe_array", "pe_array", tmp,
+                  {"pe": pe, "simd": simd, "bits": bits, "kind": kind, "k": k, "rows": 6, "seed": pe * 1000 + simd})
     tests, failures = get_results(Path(results))
-    assert tests == 1 and failures == 0, f"see {tmp / 'tb_pe_array.log'}"
+    assert tests == 1 and failures == 0, f"see {tmp / 'bebert.hw.testbench.pe_array.log'}"
 
 
 @pytest.mark.parametrize("pe,simd,bits,kind,k", [

@@ -1,6 +1,6 @@
 """cocotb testbench of the whole accelerator against the simulator, bit for bit.
 
-Settings (BEBERT_COSIM, from tests/test_hw_accelerator.py): artifact, pe, simd, members, act_bits,
+Settings (BEBERT_COSIM, from bebert.hw.cosim.cosimulate): artifact, pe, simd, members, act_bits,
 sentences ([ids, types] pairs), gap (probability of a random stall on each stream side), reload,
 results (a JSON file this testbench writes: per sentence, tokens, cycles, model cycles, stalls,
 answers, wall time).
@@ -28,7 +28,7 @@ from bebert.hw.host import beat_lanes, member_program, result_beat_count, step_b
 from bebert.hw.images import member_images
 from bebert.hw.plan import plan_for
 from bebert.sim.ensemble import load_simulation
-from streams import StreamSink, StreamSource
+from bebert.hw.testbench.streams import StreamSink, StreamSource
 
 
 def trace_name(prefix: str, job) -> str:

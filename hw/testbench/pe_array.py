@@ -1,4 +1,4 @@
-"""cocotb testbench of the PE array alone: whole matrix products against a plain NumPy product.
+"""cocotb testbench of the PE array alone (tests/test_hw_pe_array.py runs it): whole matrix products against a plain NumPy product.
 
 Settings (BEBERT_COSIM): pe, simd, bits, kind ("signed", "unsigned" or "bipolar"), k, rows, seed.
 Each row of codes is driven fold by fold and plane by plane, as the controller does; after the

@@ -1,0 +1,188 @@
+"""`bebert-hw gen` and what it is built from: configuration checks, the plan's widths, the cycle model's
+arithmetic, memory image layouts, the host program against the simulator, Verilator lint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from bebert import bitpack
+from bebert.hw.accelerator import run_cycles, step_cycles
+from bebert.hw.config import ConfigError, HardwareConfig
+from bebert.hw.cosim import verilator_environment
+from bebert.hw.gen import LINT_WAIVERS_FILE, REPORT_FILE, TOP, generate, verilog_sources
+from bebert.hw.host import beat_lanes, row_beats, run_member
+from bebert.hw.images import member_images
+from bebert.hw.plan import plan_for
+from bebert.sim.ensemble import load_simulation
+from bebert.sim.program import Codes
+from bebert.sim.tokens import SentenceTokenizer
+from conftest import make_tiny_ensemble
+
+
+def hw(*args):
+    return subprocess.run([sys.executable, "-m", "bebert.hw.cli", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module", params=["w1e1a4", "w1e1a1"])
+def tiny(request, tiny_backbone, tmp_path_factory):
+    path = make_tiny_ensemble(tiny_backbone, request.param, 2, tmp_path_factory.mktemp(request.param) / "artifact")
+    return path, load_simulation(path)
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"pe": 0}, ["--pe", "positive", "0"]),
+    ({"simd": -3}, ["--simd", "-3"]),
+    ({"members": 0}, ["--members", "0"]),
+    ({"act_bits": 9}, ["--act-bits", "9"]),
+])
+def test_config_refuses_impossible_numbers(kwargs, words):
+    with pytest.raises(ConfigError) as info:
+        HardwareConfig(**kwargs)
+    assert all(w in str(info.value) for w in words)
+
+
+def test_plan_refuses_what_the_model_cannot_use(tiny):
+    _, simulation = tiny
+    bits = max(m.bits for m in [simulation.members[0].layers[0].input_codes])
+    cases = [(HardwareConfig(pe=65), "exceeds the largest matrix"), (HardwareConfig(simd=65), "longest matrix row"),
+             (HardwareConfig(pe=1, act_bits=4), "below the model's 2 labels"),
+             (HardwareConfig(members=3, act_bits=4), "exceeds the model's 2")]
+    if bits > 1:
+        cases.append((HardwareConfig(act_bits=1), "need --act-bits 4"))
+    for config, words in cases:
+        with pytest.raises(ConfigError, match=words):
+            plan_for(simulation, config)
+
+
+def test_cycle_model_matches_hand_count(tiny):
+    """By hand for the tiny shapes (hidden 32, intermediate 64, 2 labels) on PE 8 x SIMD 16: a qkv row
+    is 2 input beats + 3 jobs x 4 output folds x (2 input folds x planes + drain + output)."""
+    _, simulation = tiny
+    plan = plan_for(simulation, HardwareConfig(8, 16, None, 4))
+    planes = plan.jobs[0].planes  # 4 for 1-1-4, 1 for 1-1-1 (XNOR)
+    row = {"qkv": 2 + 3 * 4 * (2 * planes + 2), "attention_output": 2 + 4 * (2 * planes + 2),
+           "ffn": 2 + 8 * (2 * planes + 2) + 4 * (4 * plan.jobs[5].planes + 2),
+           "head": 2 + 4 * (2 * planes + 2) + 1 * (2 * plan.jobs[-1].planes + 2)}
+    for step in plan.steps:
+        assert step_cycles(plan, step) == row[step.name.split(".")[-1]], step.name
+    count = run_cycles(plan, tokens=10)
+    per_member = 2 * 10 * (row["qkv"] + row["attention_output"] + row["ffn"]) + row["head"]
+    assert count.total == 2 * per_member + 1 and count.parameter_load == 0
+    streamed = run_cycles(plan, tokens=10, reload=True)
+    assert streamed.parameter_load == 2 * (plan.weight_depth + plan.threshold_depth + plan.affine_depth)
+
+
+def test_weight_image_layout(tiny):
+    """Lane p, bit s of word (o, i) is weight (o*PE + p, i*SIMD + s); rows and columns past the matrix are 0."""
+    _, simulation = tiny
+    plan = plan_for(simulation, HardwareConfig(5, 12, None, 4))
+    images = member_images(plan, 1)
+    job = plan.jobs[4]  # layer0.ffn_in: 64 x 32
+    signs = bitpack.unpack_signs(plan.linear(1, job).weights, job.k)
+    base, in_folds = plan.weight_base[job.name], plan.in_folds(job)
+    for o in range(plan.out_folds(job)):
+        for i in range(in_folds):
+            word = images.weights[base + o * in_folds + i].reshape(5, 12)
+            for p in range(5):
+                for s in range(12):
+                    row, col = o * 5 + p, i * 12 + s
+                    expected = int(signs[row, col] > 0) if row < job.rows and col < job.k else 0
+                    assert word[p, s] == expected
+    assert images.weights.shape == (plan.weight_depth, 60)
+
+
+def test_stream_formats_round_trip():
+    codes = np.array([-8, 7, -1, 0, 3, -5, 2])
+    beats = row_beats(codes, Codes(4, True), simd=3, act_bits=4)
+    assert len(beats) == 3
+    stored = [(b >> (4 * c)) & 15 for b in beats for c in range(3)][:7]
+    assert [v - 16 if v & 8 else v for v in stored] == codes.tolist()
+    assert row_beats(np.array([1, -1, 1]), Codes(1, True, bipolar=True), 2, 1) == [0b01, 0b1]
+    assert beat_lanes((5 << 8) | 0xFF, 2, 8) == [-1, 5]
+
+
+def test_host_program_with_the_simulators_arithmetic_equals_the_simulator(tiny):
+    """The host/accelerator split (plan, host program, job chaining) loses nothing: driven by the
+    simulator's own arithmetic per step, every member's logits equal the simulator's."""
+    path, simulation = tiny
+    recipe = simulation.manifest["recipe"]
+    tokenizer = SentenceTokenizer(recipe["backbone"], recipe["max_length"])
+    plan = plan_for(simulation, HardwareConfig(8, 16, None, simulation.members[0].layers[0].input_codes.bits))
+    for sentence in ("a gorgeous, witty, seductive movie.", "dull"):
+        ids, types = tokenizer.encode(sentence)
+        expected = simulation.member_logits([ids], [types])[:, 0]
+        got = [run_member(plan, m, ids, types) for m in range(2)]
+        assert np.array_equal(np.stack(got), expected)
+
+
+def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
+    path, simulation = tiny
+    out = tmp_path / "accelerator"
+    result = hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out, "--tokens", 10)
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["bebert_accelerator.v", "bebert_param_memory.v", LINT_WAIVERS_FILE, REPORT_FILE] +
+                           [f"member{s}_{m}.hex" for s in (0, 1) for m in ("weights", "thresholds", "affine")])
+    report = yaml.safe_load((out / REPORT_FILE).read_text())
+    plan = plan_for(simulation, HardwareConfig(8, 16, None, report["parameters"]["act_bits"]))
+    assert report["cycles"]["per_inference"] == run_cycles(plan, 10).total
+    for memory, spec in report["memories_per_member"].items():
+        lines = (out / f"member0_{memory}.hex").read_text().split()
+        assert len(lines) == spec["words"] and all(len(line) == (spec["width"] + 3) // 4 for line in lines)
+    assert f"module {TOP}(" in (out / "bebert_accelerator.v").read_text()
+    # a second run replaces its own earlier output; a folder of other files is refused
+    assert hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out).returncode == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    refused = hw("gen", "--artifact", path, "--out", other)
+    assert refused.returncode == 2 and "holds other files" in refused.stderr
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--pe", 0], "--pe must be a positive integer, not 0"),
+    (["--pe", 4000], "--pe 4000 exceeds the largest matrix's 1536 output rows"),
+    (["--act-bits", 1], "need --act-bits 4 or more, not 1"),
+    (["--members", 3], "--members 3 exceeds the model's 2"),
+    (["--tokens", 0], "--tokens must be a positive"),
+])
+def test_gen_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
+    out = tmp_path / "never"
+    result = hw("gen", *args, "--out", out)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"bebert-hw: error: {result.stderr.strip().split('error: ', 1)[1]}"
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_builtin_gen_default(tmp_path):
+    """README's command on the built-in model: 2 members resident, the report's cycles."""
+    out = tmp_path / "accelerator"
+    result = hw("gen", "--pe", 64, "--out", out)
+    assert result.returncode == 0, result.stderr
+    report = yaml.safe_load((out / REPORT_FILE).read_text())
+    assert report["parameters"] == {"pe": 64, "simd": 64, "act_bits": 4, "members_resident": 2,
+                                    "ensemble_members": 2, "combine": "logits"}
+    assert report["cycles"]["per_inference"] > 0
+
+
+def test_lint_clean_with_listed_waivers(tiny, tmp_path):
+    """verilator --lint-only -Wall: no warning beyond the waivers gen writes (hand-written memory: none)."""
+    path, simulation = tiny
+    plan = plan_for(simulation, HardwareConfig(6, 20, 1, simulation.members[0].layers[0].input_codes.bits))
+    generate(plan, tmp_path / "gen")
+    env = {**os.environ, **verilator_environment()}
+    sources = verilog_sources(tmp_path / "gen")
+    lint = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", TOP, LINT_WAIVERS_FILE,
+                           *[s.name for s in sources]], cwd=tmp_path / "gen", env=env, capture_output=True, text=True)
+    assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr[-3000:]
+    alone = subprocess.run(["verilator", "--lint-only", "-Wall", sources[0].name], cwd=tmp_path / "gen", env=env,
+                           capture_output=True, text=True)
+    assert alone.returncode == 0 and "%Warning" not in alone.stderr, alone.stderr[-3000:]
