@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow results clean
+.PHONY: setup demo test test-slow test-hw-slow results clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,17 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/bebert demo
+	$(BIN)/bebert-hw gen --pe 64 --out runs/demo/accelerator
+	$(BIN)/bebert-hw cosim --sentences 2 --out runs/demo/cosim
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+test-hw-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -s -m slow tests/test_hw_accelerator.py
 
 results: $(STAMP)
 	$(BIN)/python scripts/foundation_results.py

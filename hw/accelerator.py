@@ -135,8 +135,10 @@ class Accelerator(wiring.Component):
                 m.submodules[f"{name}{s}"] = mem
                 memories[name].append(mem)
 
-        input_buffer = [Signal(plan.input_buffer_codes, name=f"input_plane{b}") for b in range(bits)]
-        chain_buffer = [Signal(plan.chain_buffer_codes, name=f"chain_plane{b}") for b in range(bits)]
+        # Buffers and the PE array's operand registers are datapath: no reset (every row is written
+        # before it is read), which saves the reset logic in hardware and in simulation.
+        input_buffer = [Signal(plan.input_buffer_codes, name=f"input_plane{b}", reset_less=True) for b in range(bits)]
+        chain_buffer = [Signal(plan.chain_buffer_codes, name=f"chain_plane{b}", reset_less=True) for b in range(bits)]
 
         # memory read addresses: weights by the running address, parameters by job and output fold
         param_addr = Signal(range(max(plan.threshold_depth, plan.affine_depth) + 1))
@@ -158,15 +160,18 @@ class Accelerator(wiring.Component):
         # PE pipeline registers: one pass issued per cycle, accumulated the next
         issue = Signal()
         m.d.sync += [pe_array.enable.eq(issue)]
+        operands = {name: Signal.like(getattr(pe_array, name), name=f"issued_{name}", reset_less=True)
+                    for name in ("activations", "clear", "plane", "negative", "xnor", "start")}
         with m.If(issue):
             m.d.sync += [
-                pe_array.activations.eq(activations),
-                pe_array.clear.eq((in_fold == 0) & (plane == 0)),
-                pe_array.plane.eq(plane),
-                pe_array.negative.eq(t_signed & (plane == t_planes - 1)),
-                pe_array.xnor.eq(t_xnor),
-                pe_array.start.eq(Mux(t_xnor, t_k, 0)),
+                operands["activations"].eq(activations),
+                operands["clear"].eq((in_fold == 0) & (plane == 0)),
+                operands["plane"].eq(plane),
+                operands["negative"].eq(t_signed & (plane == t_planes - 1)),
+                operands["xnor"].eq(t_xnor),
+                operands["start"].eq(Mux(t_xnor, t_k, 0)),
             ]
+        m.d.comb += [getattr(pe_array, name).eq(value) for name, value in operands.items()]
         m.d.comb += [
             pe_array.weights.eq(read["weights"]),
             out_unit.accumulators.eq(pe_array.accumulators),

@@ -70,16 +70,18 @@ class PEArray(wiring.Component):
         ones_x = popcount(m, x, "ones_x")  # shared by every lane
         for p in range(self.pe):
             w = self.weights[p * self.simd:(p + 1) * self.simd]
-            agree = popcount(m, x & w, f"agree{p}")
-            differ = popcount(m, x ^ w, f"differ{p}")
-            bitserial = ((agree << 1) - ones_x).as_signed() << self.plane
-            term = Mux(self.xnor, -(differ << 1).as_signed(), Mux(self.negative, -bitserial, bitserial))
-            acc = self.accumulators[p]
+            # One popcount per lane serves both modes: of x XOR w (XNOR mode) or of x AND w.
+            count = popcount(m, Mux(self.xnor, x ^ w, x & w), f"count{p}")
+            bitserial = ((count << 1) - ones_x) << self.plane  # unsigned - unsigned is signed in Amaranth
+            term = Mux(self.xnor, -(count << 1), Mux(self.negative, -bitserial, bitserial))
+            # The accumulator needs no reset: every fold starts with ``clear``.
+            acc = Signal(signed(self.acc_bits), name=f"acc{p}", reset_less=True)
             with m.If(self.enable):
                 with m.If(self.clear):
                     m.d.sync += acc.eq(self.start + term)
                 with m.Else():
                     m.d.sync += acc.eq(acc + term)
+            m.d.comb += self.accumulators[p].eq(acc)
         return m
 
 
