@@ -161,14 +161,14 @@ class Accelerator(wiring.Component):
         issue = Signal()
         m.d.sync += [pe_array.enable.eq(issue)]
         operands = {name: Signal.like(getattr(pe_array, name), name=f"issued_{name}", reset_less=True)
-                    for name in ("activations", "clear", "plane", "negative", "xnor", "start")}
+                    for name in ("activations", "clear", "plane", "negative", "xnor_mode", "start")}
         with m.If(issue):
             m.d.sync += [
                 operands["activations"].eq(activations),
                 operands["clear"].eq((in_fold == 0) & (plane == 0)),
                 operands["plane"].eq(plane),
                 operands["negative"].eq(t_signed & (plane == t_planes - 1)),
-                operands["xnor"].eq(t_xnor),
+                operands["xnor_mode"].eq(t_xnor),
                 operands["start"].eq(Mux(t_xnor, t_k, 0)),
             ]
         m.d.comb += [getattr(pe_array, name).eq(value) for name, value in operands.items()]

@@ -99,12 +99,23 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
                 images.write_hex(name, staging / image_name(s, name))
         (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens), sort_keys=False))
         if out.exists():
+            _keep_unchanged_times(out, staging)
             shutil.rmtree(out)
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return sorted(out.iterdir())
+
+
+def _keep_unchanged_times(old: Path, new: Path) -> None:
+    """Give regenerated files with unchanged contents their old times, so that a Verilator build of
+    the folder (make, by timestamps) is not redone for nothing."""
+    for path in new.iterdir():
+        before = old / path.name
+        if before.is_file() and before.stat().st_size == path.stat().st_size and before.read_bytes() == path.read_bytes():
+            stat = before.stat()
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def generate_for_artifact(artifact, config: HardwareConfig, out: Path, force: bool = False):

@@ -23,15 +23,23 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 
-def popcount(m: Module, bits, name: str) -> Signal:
-    """Number of set bits of a value, as a balanced adder tree (log2(n) adder levels).
+LEAF_BITS = 6  # a 6-input LUT counts 6 bits: the leaves of the compressor tree
 
-    The input goes through a signal first: Amaranth re-emits an expression at every use, and the
-    tree uses every bit."""
+
+def popcount(m: Module, bits, name: str) -> Signal:
+    """Number of set bits of a value: 6-bit groups summed bit by bit (a 6-input cone that synthesis
+    maps to three LUT6s), then a balanced adder tree over the group counts.
+
+    The input goes through a signal first: Amaranth re-emits an expression at every use."""
     source = Signal(len(bits), name=f"{name}_bits")
     count = Signal(range(len(bits) + 1), name=name)
     m.d.comb += source.eq(bits)
-    terms = [source[i] for i in range(len(bits))]
+    terms = []
+    for start in range(0, len(bits), LEAF_BITS):
+        width = min(LEAF_BITS, len(bits) - start)
+        leaf = Signal(range(width + 1), name=f"{name}_leaf{start // LEAF_BITS}")
+        m.d.comb += leaf.eq(sum(source[i] for i in range(start, start + width)))
+        terms.append(leaf)
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
     m.d.comb += count.eq(terms[0])
@@ -42,7 +50,7 @@ class PEArray(wiring.Component):
     """PE lanes of SIMD-bit popcounts with ``acc_bits``-wide accumulators.
 
     Ports: ``activations`` (SIMD bits, one bit plane or bipolar bits), ``weights`` (PE x SIMD bits,
-    lane p at [p*SIMD, (p+1)*SIMD)), ``xnor`` (mode), ``plane`` (bit plane index j, the shift),
+    lane p at [p*SIMD, (p+1)*SIMD)), ``xnor_mode``, ``plane`` (bit plane index j, the shift),
     ``negative`` (subtract: the sign plane), ``clear`` and ``start`` (begin a fold at start + term),
     ``enable`` (accumulate this cycle); ``accumulators`` (PE signed values).
     """
@@ -55,7 +63,7 @@ class PEArray(wiring.Component):
         super().__init__({
             "activations": In(simd),
             "weights": In(pe * simd),
-            "xnor": In(1),
+            "xnor_mode": In(1),
             "plane": In(range(max_planes)),
             "negative": In(1),
             "clear": In(1),
@@ -71,9 +79,9 @@ class PEArray(wiring.Component):
         for p in range(self.pe):
             w = self.weights[p * self.simd:(p + 1) * self.simd]
             # One popcount per lane serves both modes: of x XOR w (XNOR mode) or of x AND w.
-            count = popcount(m, Mux(self.xnor, x ^ w, x & w), f"count{p}")
+            count = popcount(m, Mux(self.xnor_mode, x ^ w, x & w), f"count{p}")
             bitserial = ((count << 1) - ones_x) << self.plane  # unsigned - unsigned is signed in Amaranth
-            term = Mux(self.xnor, -(count << 1), Mux(self.negative, -bitserial, bitserial))
+            term = Mux(self.xnor_mode, -(count << 1), Mux(self.negative, -bitserial, bitserial))
             # The accumulator needs no reset: every fold starts with ``clear``.
             acc = Signal(signed(self.acc_bits), name=f"acc{p}", reset_less=True)
             with m.If(self.enable):

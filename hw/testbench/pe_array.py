@@ -55,7 +55,7 @@ async def products_equal_numpy(dut):
             for j in range(planes):
                 dut.activations.value = pack((padded[i * simd:(i + 1) * simd] >> j) & 1)
                 dut.weights.value = words[i]
-                dut.xnor.value = int(kind == "bipolar")
+                dut.xnor_mode.value = int(kind == "bipolar")
                 dut.plane.value = j
                 dut.negative.value = int(kind == "signed" and j == bits - 1)
                 dut.clear.value = int(i == 0 and j == 0)
