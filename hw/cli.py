@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
     p.add_argument("--sentences", type=int, default=4, help="first N dev sentences of the artifact's task (default 4)")
     p.add_argument("--gap", type=float, default=0.0, help="probability of a random stall on each stream side")
-    p.add_argument("--waves", action="store_true", help="record FST waveforms (or set BEBERT_WAVES=1)")
+    p.add_argument("--waves", action="store_true", help="record VCD waveforms, dump.vcd (or set BEBERT_WAVES=1)")
     p.add_argument("--out", default="cosim", help="working folder (default ./cosim)")
     p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue)")
     p.set_defaults(func=cmd_cosim)

@@ -154,7 +154,13 @@ def glue_rows(runs: Runs, tasks) -> tuple[list[str], dict]:
         teacher = (b4 or b1 or {}).get("teacher", {}).get("dev", {}).get(metric)
 
         def prefix(result, m, rule="vote"):
-            return result["dev_by_members"][str(m)][rule][metric] if result and str(m) in result["dev_by_members"] else None
+            """The ensemble of the first m rounds: its kept members (a member no better than chance is
+            dropped, so m rounds may keep fewer than m members)."""
+            if not result or len(result["members"]) < m:
+                return None
+            kept = sum(1 for r in result["members"][:m] if r["dev"])
+            entry = result["dev_by_members"].get(str(kept))
+            return entry[rule][metric] if entry else None
 
         table[task] = dict(zip(header, [
             teacher, b4 and b4["student"]["dev"][metric], b1 and b1["student"]["dev"][metric],

@@ -28,8 +28,14 @@ def cosimulate_text(tmp: Path, artifact: Path, config: HardwareConfig, sentences
 
 
 def assert_exact(results: dict, sentences: int) -> None:
+    """Every sentence's class equals the simulator's and its cycle counter the cycle model; prints the
+    cycle table (``pytest -s`` shows it)."""
     assert len(results["sentences"]) == sentences
+    c = results["config"]
     for record in results["sentences"]:
+        print(f"\ncycles | PE {c['pe']} | SIMD {c['simd']} | {c['act_bits']}-bit | {results['resident']} resident | "
+              f"{record['tokens']} tokens | model {record['model_cycles']} | RTL {record['cycles']} | "
+              f"stalls {record['stalls']}", end="")
         assert record["answer"] == record["simulator_answer"]
         assert record["cycles"] == record["model_cycles"]
 
@@ -47,13 +53,13 @@ def tiny_11_four(tiny_backbone, tmp_path_factory):
 def test_two_member_1_1_4_ensemble_matches_simulator(tmp_path, tiny_14_two):
     """Every layer's results, both members' logits and the class, bit for bit; cycles equal the model."""
     assert_exact(cosimulate_text(tmp_path, tiny_14_two, HardwareConfig(8, 16, None, 4), SENTENCES,
-                            testcase="sentences_match_simulator"), len(SENTENCES))
+                                 testcase="sentences_match_simulator"), len(SENTENCES))
 
 
 def test_four_member_1_1_1_ensemble_streamed_in(tmp_path, tiny_11_four):
     """Four BiT members joined by vote on 6 lanes x 24 bits, two resident: parameters stream in."""
     assert_exact(cosimulate_text(tmp_path, tiny_11_four, HardwareConfig(6, 24, 2, 1), SENTENCES[:2],
-                            testcase="sentences_match_simulator"), 2)
+                                 testcase="sentences_match_simulator"), 2)
 
 
 def test_backpressure_and_reset(tmp_path, tiny_14_two):
@@ -61,7 +67,8 @@ def test_backpressure_and_reset(tmp_path, tiny_14_two):
     load stream, then a reset in the middle of a sentence."""
     results = cosimulate_text(tmp_path, tiny_14_two, HardwareConfig(5, 12, None, 4), SENTENCES[:2], testcase=None,
                               gap=0.3, reload=True)
-    assert any(r["stalls"] > 0 for r in results["sentences"])  # the stalls really happened
+    assert_exact(results, 3)  # two sentences, then the one after the reset
+    assert all(r["stalls"] > 0 for r in results["sentences"])  # the stalls really happened
 
 
 @pytest.mark.slow
@@ -73,7 +80,7 @@ def test_builtin_model_end_to_end(tmp_path, glue_dir):
 
     sentences = [example.text_a for example in load_split("sst2", "dev", glue_dir)[:16]]
     results = cosimulate_text(tmp_path, BUILTIN_DIR, HardwareConfig(64, 64, None, 4), sentences,
-                         testcase="sentences_match_simulator")
+                              testcase="sentences_match_simulator")
     assert_exact(results, 16)
     cycles = sum(r["cycles"] + r["stalls"] for r in results["sentences"])
     wall = sum(r["wall_s"] for r in results["sentences"])
