@@ -185,7 +185,7 @@ def cmd_gen(args) -> int:
     report = yaml.safe_load((Path(args.out) / REPORT_FILE).read_text())
     cycles = report["cycles"]
     print(f"  cycles per inference of {cycles['tokens']} tokens: {cycles['per_inference']:,} "
-          f"(parameter memories {report['memory_bits_total'] / 2**20:.1f} Mbit)")
+          f"(parameter memories {report['memory_bits_total'] / 1e6:.1f} Mbit)")
     print(f"  done in {time.perf_counter() - started:.1f} s")
     return 0
 

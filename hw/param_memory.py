@@ -4,10 +4,10 @@ A simple synchronous RAM (one read port, read data one cycle after the address; 
 for the parameter load stream) whose initial contents come from a $readmemh image file
 (images.py). It is written as a small Verilog module next to the Amaranth design and instantiated
 from it, rather than as ``amaranth.lib.memory.Memory``: Amaranth emits a memory's whole contents
-(even all zeros) into the netlist, and its bundled Yosys took 75 s for one 12 Mbit memory here,
-while the built-in model needs 36 Mbit. Image files keep generation fast, let synthesis tools map
-the RAM to block RAM the usual way, and let a model's parameters change without regenerating
-the Verilog.
+(even all zeros) into the netlist, and with its bundled Yosys that took over a minute for one
+12 Mbit memory here, while the built-in model needs 37 Mbit. Image files keep generation fast,
+let synthesis tools map the RAM to block RAM the usual way, and let a model's parameters change
+without regenerating the Verilog.
 """
 
 from __future__ import annotations

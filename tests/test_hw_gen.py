@@ -186,3 +186,26 @@ def test_lint_clean_with_listed_waivers(tiny, tmp_path):
     alone = subprocess.run(["verilator", "--lint-only", "-Wall", sources[0].name], cwd=tmp_path / "gen", env=env,
                            capture_output=True, text=True)
     assert alone.returncode == 0 and "%Warning" not in alone.stderr, alone.stderr[-3000:]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--sentences", 0], "--sentences must be a positive count, not 0"),
+    (["--gap", 1.5], "--gap is a probability of a stall, in [0, 1), not 1.5"),
+    (["--simd", 0], "--simd must be a positive integer, not 0"),
+])
+def test_cosim_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
+    result = hw("cosim", *args, "--out", tmp_path / "never")
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_cosim_command_on_a_real_dev_sentence(tiny, tmp_path, glue_dir):
+    """`bebert-hw cosim` as a user runs it: the first SST-2 dev sentence through a tiny ensemble."""
+    path, _ = tiny
+    result = hw("cosim", "--artifact", path, "--pe", 8, "--simd", 16, "--sentences", 1, "--out", tmp_path / "cosim",
+                "--glue-dir", glue_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "sentence   1:" in result.stdout and "equal to the simulator's" in result.stdout
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith("sentence   1:"))
+    model = line.split("(model ")[1].split(")")[0]
+    assert f"cycles {model} " in line  # the counter printed equals the model printed
