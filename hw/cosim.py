@@ -109,7 +109,7 @@ def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], o
 
     from .gen import TOP, generate_for_artifact, verilog_sources
 
-    out = Path(out)
+    out, artifact = Path(out).resolve(), Path(artifact).resolve()  # the simulator runs in ``out``
     generate_for_artifact(artifact, config, out, force=True)
     runner = build(verilog_sources(out), TOP, out / "build", waves)
     results = out / "results.json"

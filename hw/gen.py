@@ -86,8 +86,10 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
         raise BebertError(f"Output {out} is a file, not a folder.")
     if out.exists() and not force and any(out.iterdir()) and not (out / VERILOG_FILE).exists():
         raise BebertError(f"Output folder {out} holds other files; choose another --out or pass --force.")
-    if not out.parent.is_dir():
-        raise BebertError(f"Cannot write into {out}: folder {out.parent} does not exist.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BebertError(f"Cannot create the output folder {out}: {exc.strerror}.") from None
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (staging / VERILOG_FILE).write_text(verilog(plan))

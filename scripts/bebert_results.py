@@ -192,7 +192,9 @@ def render_glue(runs: Runs, tasks) -> list[str]:
     for task in tasks:
         other = table[task]["logits"]
         lines.append(f"| {task} | " + " | ".join(cell(other[k]) for k in other) + " |")
-    lines += ["", "Members per run (weighted training error, alpha, own dev metric, member training wall s):", ""]
+    lines += ["", "Members per run (weighted training error, alpha, own dev metric, member training wall s). A member",
+              "no better than chance on its weighted rows (error >= 1 - 1/classes) gets alpha 0 and is dropped;",
+              "the GLUE table's cell is then the ensemble of the members kept.", ""]
     for task in tasks:
         for name in GLUE_ENSEMBLES:
             result = runs.result(runs.ensemble_dir(task, name))

@@ -144,6 +144,10 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     refused = hw("gen", "--artifact", path, "--out", other)
     assert refused.returncode == 2 and "holds other files" in refused.stderr
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+    # missing parent folders are created; a file in the way is refused with one sentence
+    assert hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", tmp_path / "a" / "b").returncode == 0
+    blocked = hw("gen", "--artifact", path, "--out", other / "notes.txt" / "x")
+    assert blocked.returncode == 2 and "Cannot create the output folder" in blocked.stderr
 
 
 @pytest.mark.parametrize("args,words", [
@@ -202,8 +206,9 @@ def test_cosim_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
 def test_cosim_command_on_a_real_dev_sentence(tiny, tmp_path, glue_dir):
     """`bebert-hw cosim` as a user runs it: the first SST-2 dev sentence through a tiny ensemble."""
     path, _ = tiny
-    result = hw("cosim", "--artifact", path, "--pe", 8, "--simd", 16, "--sentences", 1, "--out", tmp_path / "cosim",
-                "--glue-dir", glue_dir)
+    result = subprocess.run([sys.executable, "-m", "bebert.hw.cli", "cosim", "--artifact", str(path), "--pe", "8",
+                             "--simd", "16", "--sentences", "1", "--out", "runs/cosim", "--glue-dir", str(glue_dir)],
+                            capture_output=True, text=True, cwd=tmp_path)  # a relative --out, as make demo gives
     assert result.returncode == 0, result.stderr[-2000:]
     assert "sentence   1:" in result.stdout and "equal to the simulator's" in result.stdout
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("sentence   1:"))
