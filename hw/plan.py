@@ -128,7 +128,7 @@ class AcceleratorPlan:
             if member_steps(member) != self.steps:
                 raise ConfigError(f"member {member.prefix} differs in shape or code formats from the first; "
                                   "the accelerator runs members of one shape.")
-        widest = max(j.input_codes.bits for j in self.jobs)
+        widest = max([j.input_codes.bits for j in self.jobs] + [j.output_codes.bits for j in self.jobs if not j.affine])
         if widest > cfg.act_bits:
             raise ConfigError(f"the model's {widest}-bit activation codes need --act-bits {widest} or more, "
                               f"not {cfg.act_bits}.")
@@ -262,7 +262,8 @@ class AcceleratorPlan:
 
 def model_act_bits(simulation) -> int:
     """The widest activation code a model's matrix products take (the default --act-bits)."""
-    return max(j.input_codes.bits for j in member_steps_jobs(simulation.members[0]))
+    jobs = member_steps_jobs(simulation.members[0])
+    return max([j.input_codes.bits for j in jobs] + [j.output_codes.bits for j in jobs if not j.affine])
 
 
 def member_steps_jobs(member: Member) -> list[MatrixJob]:
