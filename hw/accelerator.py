@@ -126,12 +126,11 @@ class Accelerator(wiring.Component):
         m.submodules.pe_array = pe_array = PEArray(pe, simd, plan.acc_bits, max(bits, 1) + 1)
         m.submodules.output_unit = out_unit = OutputUnit(plan)
         m.submodules.ensemble_unit = ens = EnsembleUnit(plan.labels, plan.value_bits, plan.score_bits, plan.combine)
-        depths = {"weights": plan.weight_depth, "thresholds": plan.threshold_depth, "affine": plan.affine_depth}
-        widths = {"weights": plan.weight_width, "thresholds": plan.threshold_width, "affine": plan.affine_width}
+        depths = {name: words for name, (words, _) in plan.memory_shapes.items()}
         memories = {name: [] for name in MEMORIES}
         for s in range(resident):
-            for name in MEMORIES:
-                mem = ParamMemory(widths[name], max(depths[name], 1), image_name(s, name))
+            for name, (words, width) in plan.memory_shapes.items():
+                mem = ParamMemory(width, max(words, 1), image_name(s, name))
                 m.submodules[f"{name}{s}"] = mem
                 memories[name].append(mem)
 

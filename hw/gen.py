@@ -38,7 +38,7 @@ MEMORY_FILE = f"{PARAM_MEMORY_MODULE}.v"
 LINT_WAIVERS_FILE = "lint_waivers.vlt"
 LINT_WAIVERS = Path(__file__).with_name(LINT_WAIVERS_FILE)
 REPORT_FILE = "report.yaml"
-REPORT_TOKENS = 32  # sentence length the report's per-inference cycles assume (SST-2 dev's longest is 58)
+REPORT_TOKENS = 32  # sentence length the report's per-inference cycles assume
 
 
 def verilog(plan: AcceleratorPlan) -> str:
@@ -56,17 +56,16 @@ def verilog_sources(folder: Path) -> list[Path]:
 def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
     cfg = plan.config
     cycles = run_cycles(plan, tokens)
-    depth = {"weights": plan.weight_depth, "thresholds": plan.threshold_depth, "affine": plan.affine_depth}
-    width = {"weights": plan.weight_width, "thresholds": plan.threshold_width, "affine": plan.affine_width}
+    shapes = plan.memory_shapes
     return {
         "parameters": {"pe": cfg.pe, "simd": cfg.simd, "act_bits": cfg.act_bits,
                        "members_resident": plan.resident, "ensemble_members": len(plan.members),
                        "combine": plan.combine},
         "widths": {"accumulator": plan.acc_bits, "threshold": plan.threshold_bits, "levels": plan.levels,
                    "result_lane": plan.value_bits, "bias": plan.bias_bits, "score": plan.score_bits},
-        "memories_per_member": {name: {"words": depth[name], "width": width[name], "bits": depth[name] * width[name]}
-                                for name in MEMORIES},
-        "memory_bits_total": plan.resident * sum(depth[n] * width[n] for n in MEMORIES),
+        "memories_per_member": {name: {"words": words, "width": width, "bits": words * width}
+                                for name, (words, width) in shapes.items()},
+        "memory_bits_total": plan.resident * sum(words * width for words, width in shapes.values()),
         "buffers_codes": {"input": plan.input_buffer_codes, "chain": plan.chain_buffer_codes},
         "cycles": {
             "tokens": tokens,

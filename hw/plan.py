@@ -229,6 +229,13 @@ class AcceleratorPlan:
         return SHIFT_BITS + self.config.pe * self.affine_lane_bits
 
     @property
+    def memory_shapes(self) -> dict[str, tuple[int, int]]:
+        """(words, bits per word) of each parameter memory of one resident member."""
+        return {"weights": (self.weight_depth, self.weight_width),
+                "thresholds": (self.threshold_depth, self.threshold_width),
+                "affine": (self.affine_depth, self.affine_width)}
+
+    @property
     def load_width(self) -> int:
         """The parameter load stream carries one word of any of the three memories per beat."""
         return max(self.weight_width, self.threshold_width, self.affine_width)
