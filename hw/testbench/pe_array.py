@@ -12,6 +12,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from bebert.hw.cosim import settings
+from bebert.hw.host import beat_lanes, stored_codes
+from bebert.sim.program import Codes
 
 
 def codes_range(bits, kind):
@@ -48,7 +50,7 @@ async def products_equal_numpy(dut):
     await RisingEdge(dut.clk)
     planes = 1 if kind == "bipolar" else bits
     for row in rows:
-        stored = (row > 0).astype(np.int64) if kind == "bipolar" else row & ((1 << bits) - 1)
+        stored = stored_codes(row, Codes(1 if kind == "bipolar" else bits, kind != "unsigned", kind == "bipolar"))
         padded = np.zeros(folds * simd, dtype=np.int64)
         padded[:k] = stored
         for i in range(folds):
@@ -64,12 +66,7 @@ async def products_equal_numpy(dut):
                 await RisingEdge(dut.clk)
         dut.enable.value = 0
         await ReadOnly()
-        width = len(dut.accumulators) // pe
-        flat = int(dut.accumulators.value)
-        got = []
-        for p in range(pe):
-            v = (flat >> (p * width)) & ((1 << width) - 1)
-            got.append(v - (1 << width) if v >> (width - 1) else v)
+        got = beat_lanes(int(dut.accumulators.value), pe, len(dut.accumulators) // pe)
         expected = (weights @ row).tolist()
         assert got == expected, f"row {row.tolist()[:8]}...: lanes {got} != {expected}"
         await RisingEdge(dut.clk)
