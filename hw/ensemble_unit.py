@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from bebert.sim.fixed import ALPHA_FRAC
 
 
-def first_argmax(values) -> "Value":  # noqa: F821
+def first_argmax(values):
     """Index of the first largest value, as a chain of compares (ties keep the earlier index)."""
     best_index, best = 0, values[0]
     for i in range(1, len(values)):

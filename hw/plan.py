@@ -128,7 +128,7 @@ class AcceleratorPlan:
             if member_steps(member) != self.steps:
                 raise ConfigError(f"member {member.prefix} differs in shape or code formats from the first; "
                                   "the accelerator runs members of one shape.")
-        widest = max([j.input_codes.bits for j in self.jobs] + [j.output_codes.bits for j in self.jobs if not j.affine])
+        widest = widest_code_bits(self.jobs)
         if widest > cfg.act_bits:
             raise ConfigError(f"the model's {widest}-bit activation codes need --act-bits {widest} or more, "
                               f"not {cfg.act_bits}.")
@@ -193,24 +193,20 @@ class AcceleratorPlan:
 
     @cached_property
     def bias_bits(self) -> int:
-        return max(signed_bits(int(np.abs(self._linear(m, j).bias).max()))
-                   for m in self.members for j in self.jobs if j.affine)
+        return max(signed_bits(int(np.abs(self.linear(m, j).bias).max()))
+                   for m in range(len(self.members)) for j in self.jobs if j.affine)
 
     @cached_property
     def value_bits(self) -> int:
         """Width of one result lane: every fixed-point output of every member, and every code."""
         bound = max(2**self.config.act_bits, 2)  # codes, signed or not, with room for the sign
-        for member in self.members:
+        for member in range(len(self.members)):
             for job in self.jobs:
                 if job.affine:
-                    lin = self._linear(member, job)
+                    lin = self.linear(member, job)
                     scaled = (job.accumulator_bound * lin.mult + (1 << (lin.shift - 1))) >> lin.shift
                     bound = max(bound, int((scaled + np.abs(lin.bias)).max()))
         return signed_bits(bound)
-
-    @cached_property
-    def product_bits(self) -> int:
-        return self.acc_bits + MULT_BITS + 1
 
     @property
     def weight_width(self) -> int:
@@ -260,21 +256,23 @@ class AcceleratorPlan:
         total = int(np.sum(self.alphas))
         return signed_bits(total * (2 ** (self.value_bits - 1) if self.combine == "logits" else 1))
 
-    def _linear(self, member: Member, job: MatrixJob) -> Linear:
-        return member_linears(member)[job.name]
+    @cached_property
+    def _linears(self) -> list[dict[str, Linear]]:
+        return [member_linears(member) for member in self.members]
 
     def linear(self, member_index: int, job: MatrixJob) -> Linear:
-        return self._linear(self.members[member_index], job)
+        """Member ``member_index``'s compiled matrix of ``job``."""
+        return self._linears[member_index][job.name]
 
 
-def model_act_bits(simulation) -> int:
-    """The widest activation code a model's matrix products take (the default --act-bits)."""
-    jobs = member_steps_jobs(simulation.members[0])
+def widest_code_bits(jobs: list[MatrixJob]) -> int:
+    """The widest activation code the jobs take in or give out (thresholds and buffers need it)."""
     return max([j.input_codes.bits for j in jobs] + [j.output_codes.bits for j in jobs if not j.affine])
 
 
-def member_steps_jobs(member: Member) -> list[MatrixJob]:
-    return [job for step in member_steps(member) for job in step.jobs]
+def model_act_bits(simulation) -> int:
+    """The model's widest activation code (the default --act-bits)."""
+    return widest_code_bits([job for step in member_steps(simulation.members[0]) for job in step.jobs])
 
 
 def plan_for(simulation, config: HardwareConfig) -> AcceleratorPlan:

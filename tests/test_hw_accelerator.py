@@ -5,7 +5,6 @@ built-in model. Each run also checks the cycle counter against the cycle model (
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

@@ -49,7 +49,7 @@ def test_config_refuses_impossible_numbers(kwargs, words):
 
 def test_plan_refuses_what_the_model_cannot_use(tiny):
     _, simulation = tiny
-    bits = max(m.bits for m in [simulation.members[0].layers[0].input_codes])
+    bits = simulation.members[0].layers[0].input_codes.bits
     cases = [(HardwareConfig(pe=65), "exceeds the largest matrix"), (HardwareConfig(simd=65), "longest matrix row"),
              (HardwareConfig(pe=1, act_bits=4), "below the model's 2 labels"),
              (HardwareConfig(members=3, act_bits=4), "exceeds the model's 2")]

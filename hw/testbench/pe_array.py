@@ -16,12 +16,6 @@ from bebert.hw.host import beat_lanes, stored_codes
 from bebert.sim.program import Codes
 
 
-def codes_range(bits, kind):
-    if kind == "bipolar":
-        return -1, 1
-    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if kind == "signed" else (0, 2**bits - 1)
-
-
 def pack(bits_row):
     return int("".join(str(int(b)) for b in bits_row[::-1]) or "0", 2)
 
@@ -31,7 +25,8 @@ async def products_equal_numpy(dut):
     s = settings()
     pe, simd, bits, kind, k = s["pe"], s["simd"], s["bits"], s["kind"], s["k"]
     rng = np.random.default_rng(s["seed"])
-    lo, hi = codes_range(bits, kind)
+    kind_codes = Codes(1 if kind == "bipolar" else bits, kind != "unsigned", kind == "bipolar")
+    lo, hi = kind_codes.low, kind_codes.high
     rows = [rng.integers(lo, hi + 1, size=k) for _ in range(s["rows"])]
     rows += [np.full(k, lo), np.full(k, hi)]
     if kind == "bipolar":
@@ -50,7 +45,7 @@ async def products_equal_numpy(dut):
     await RisingEdge(dut.clk)
     planes = 1 if kind == "bipolar" else bits
     for row in rows:
-        stored = stored_codes(row, Codes(1 if kind == "bipolar" else bits, kind != "unsigned", kind == "bipolar"))
+        stored = stored_codes(row, kind_codes)
         padded = np.zeros(folds * simd, dtype=np.int64)
         padded[:k] = stored
         for i in range(folds):
