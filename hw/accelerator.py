@@ -34,12 +34,13 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .ensemble_unit import EnsembleUnit
+from .ensemble_unit import EnsembleUnit, ensemble_unit_resources
 from .images import MEMORIES
-from .output_unit import OutputUnit
-from .param_memory import ParamMemory
-from .pe_array import PEArray, fold_cycles
+from .output_unit import OutputUnit, output_unit_resources
+from .param_memory import ParamMemory, memory_resources
+from .pe_array import PEArray, fold_cycles, pe_array_resources
 from .plan import AcceleratorPlan
+from .resources import Resources
 
 COUNTER_BITS = 40
 DRAIN_CYCLES = 1  # the last pass's weights arrive and accumulate one cycle after it was issued
@@ -72,7 +73,7 @@ class Accelerator(wiring.Component):
         m = Module()
         plan, cfg = self.plan, self.plan.config
         pe, simd, bits = cfg.pe, cfg.simd, cfg.act_bits
-        jobs, members, resident = plan.jobs, len(plan.members), plan.resident
+        jobs, members, resident = plan.jobs, plan.ensemble_members, plan.resident
 
         # ---- the job table: the current job's fields, looked up once by the program counter ----
         pc = Signal(range(len(jobs)))
@@ -324,7 +325,7 @@ def step_cycles(plan: AcceleratorPlan, step) -> int:
 
 def run_cycles(plan: AcceleratorPlan, tokens: int, reload: bool = False) -> CycleCount:
     """The ``cycles`` counter after one inference of ``tokens`` tokens, exactly."""
-    members = len(plan.members)
+    members = plan.ensemble_members
     by_step = {}
     for step in plan.steps:
         rows = tokens if step.per_token else 1
@@ -332,3 +333,39 @@ def run_cycles(plan: AcceleratorPlan, tokens: int, reload: bool = False) -> Cycl
     streamed = reload or plan.resident < members
     words = plan.weight_depth + plan.threshold_depth + plan.affine_depth
     return CycleCount(by_step, members * words if streamed else 0, 1)
+
+
+# ---- the resource model ---------------------------------------------------------------------------
+# Fitted on Yosys' synth_xilinx of the top module (scripts/resource_check.py --fit).
+LUTS_PER_BUFFER_BIT = 1.0  # a buffer flip-flop's write enable and data select
+LUTS_PER_READ_MUX_INPUT = 0.6  # one input of a buffer's read mux, per bit read (cf. param_memory.mux_luts)
+LUTS_PER_LOAD_BIT = 0.0  # the load stream's fan-out to the memories' write ports
+CONTROL_LUTS = 400  # the FSM, the job table, the counters and the addresses
+CONTROL_FFS = 2 * COUNTER_BITS + 120
+
+
+def controller_resources(plan: AcceleratorPlan) -> Resources:
+    """The top module: the input and chain buffers (flip-flops, written a word at a time, read SIMD
+    codes at a time through a mux over words and bit planes), the PE array's operand registers,
+    the controller's state, job table and counters, and the load stream's fan-out."""
+    cfg = plan.config
+    buffer_bits = (plan.input_buffer_codes + plan.chain_buffer_codes) * cfg.act_bits
+    read_inputs = (plan.input_buffer_codes + plan.chain_buffer_codes) // cfg.simd * cfg.act_bits
+    lut = (LUTS_PER_BUFFER_BIT * buffer_bits + LUTS_PER_READ_MUX_INPUT * cfg.simd * read_inputs
+           + LUTS_PER_LOAD_BIT * plan.load_width * plan.resident + CONTROL_LUTS)
+    operand_ffs = cfg.simd + plan.acc_bits + 8
+    return Resources(lut=lut, ff=buffer_bits + operand_ffs + CONTROL_FFS, carry=2 * COUNTER_BITS // 4)
+
+
+def accelerator_resources(plan: AcceleratorPlan) -> dict[str, Resources]:
+    """Every block's resources, as synth.py names the blocks (memories summed over resident slots)."""
+    cfg = plan.config
+    blocks = {
+        "controller": controller_resources(plan),
+        "pe_array": pe_array_resources(cfg.pe, cfg.simd, plan.acc_bits),
+        "output_unit": output_unit_resources(plan),
+        "ensemble_unit": ensemble_unit_resources(plan.labels, plan.value_bits, plan.score_bits, plan.combine),
+    }
+    for name, (words, width) in plan.memory_shapes.items():
+        blocks[f"{name}_memory"] = memory_resources(max(words, 1), width) * plan.resident
+    return blocks

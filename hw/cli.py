@@ -3,7 +3,7 @@
 ``sim`` runs the bit-accurate simulator (bebert.sim) on an artifact, by default the built-in model;
 ``counts`` prints operation counts; ``gen`` writes the accelerator's Verilog, memory images and
 report; ``cosim`` runs sentences through that Verilog in Verilator (cocotb) against the simulator.
-The design-space exploration (``dse``) joins when it lands.
+``dse`` sweeps the design space: cycle and resource models, real synthesis, a CSV and plots.
 Every problem with the user's input is one ``bebert-hw: error:`` sentence and exit status 2.
 Nothing here imports torch, except the optional comparison with the PyTorch model.
 """
@@ -178,7 +178,7 @@ def cmd_gen(args) -> int:
     plan = plan_for(simulation, configure(simulation, args.pe, args.simd, args.members, args.act_bits))
     files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens)
     cfg = plan.config
-    print(f"accelerator for {simulation.path} ({len(plan.members)} member(s), {plan.resident} resident): "
+    print(f"accelerator for {simulation.path} ({plan.ensemble_members} member(s), {plan.resident} resident): "
           f"PE {cfg.pe} x SIMD {cfg.simd}, {cfg.act_bits}-bit activations")
     for path in files:
         print(f"  wrote {path} ({path.stat().st_size / 2**20:.2f} MiB)")
@@ -232,12 +232,62 @@ def cmd_cosim(args) -> int:
     return 0
 
 
+def _int_list(text: str | None, option: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise BebertError(f"{option} takes comma-separated whole numbers, for example 16,32,64; not {text!r}.") from None
+
+
+def cmd_dse(args) -> int:
+    """Sweep the design space: cycle and resource models, synthesis, the CSV and the plots (hw/dse.py)."""
+    from pathlib import Path
+
+    from bebert.hw.dse import ensemble_accuracy, load_sweep, measured_clock, member_latencies, run_sweep, write_csv
+    from bebert.hw.plots import write_plots
+
+    overrides = {"models": args.models.split(",") if args.models else None,
+                 "pe": _int_list(args.pe, "--pe"), "simd": _int_list(args.simd, "--simd"),
+                 "resident": _int_list(args.resident, "--resident"), "act_bits": _int_list(args.act_bits, "--act-bits"),
+                 "mapping": args.mapping.split(",") if args.mapping else None, "tokens": args.tokens,
+                 "clock_mhz": args.clock_mhz}
+    sweep = load_sweep(Path(args.spec) if args.spec else None, overrides)
+    clock = (sweep["clock_mhz"], "given") if sweep["clock_mhz"] else measured_clock()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise BebertError(f"Output {out} is a file, not a folder.")
+    result = run_sweep(sweep, synthesize=not args.no_synth, scheduler=args.scheduler, workers=args.workers,
+                       clock=clock)
+    csv_path = write_csv(result.rows, out / "dse.csv")
+    accuracy = ensemble_accuracy(Path(args.accuracy)) if args.accuracy else {}
+    plots = write_plots(result.rows, out, accuracy, member_latencies(sweep, clock[0]))
+    print(f"design-space exploration: {len(result.rows)} point(s) ({len(result.skipped)} skipped), clock "
+          f"{clock[0]:.1f} MHz ({clock[1]}); {'synthesis' if result.synthesized else 'resource model only'}; "
+          f"{result.seconds:.0f} s in all, {result.synthesis_seconds:.0f} s of Yosys for designs not in the cache")
+    for point, reason in result.skipped[:5]:
+        print(f"  skipped {point.model} PE {point.pe} SIMD {point.simd} resident {point.resident} "
+              f"act bits {point.act_bits} {point.mapping}: {reason}")
+    if len(result.skipped) > 5:
+        print(f"  ... and {len(result.skipped) - 5} more skipped")
+    source = "synth" if result.synthesized else "model"
+    best = max(result.rows, key=lambda r: r["sentences_per_s"] / max(r[f"{source}_lut"], 1))
+    print(f"  most sentences/s per LUT: {best['model']} PE {best['pe']} SIMD {best['simd']} resident "
+          f"{best['resident']} {best['mapping']}: {best['sentences_per_s']:.1f} sentences/s, "
+          f"{best[f'{source}_lut']:,} LUTs ({source})")
+    print(f"  wrote {csv_path}")
+    for path in plots:
+        print(f"  wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bebert-hw",
         description="Hardware flow for BEBERT artifacts: bit-accurate simulation of the integer datapath; "
-                    "Verilog generation of the accelerator (Amaranth); cost models and the design-space "
-                    "exploration are being built.")
+                    "Verilog generation of the accelerator (Amaranth) and its co-simulation (Verilator); "
+                    "resource, cycle and timing estimates and the design-space exploration.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sim", help="run the integer-datapath simulator on a GLUE split or one sentence")
     p.add_argument("--artifact", help="artifact directory (default: the built-in model)")
@@ -281,6 +331,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="cosim", help="working folder (default ./cosim)")
     p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue)")
     p.set_defaults(func=cmd_cosim)
+    p = sub.add_parser("dse", help="sweep PE, SIMD, resident members, activation bits and member mapping: cycle "
+                                   "and resource models, real synthesis (cached), CSV and plots")
+    p.add_argument("--spec", help="sweep file (YAML) with any of the keys models, pe, simd, resident, act_bits, "
+                                  "mapping, tokens, clock_mhz; options below override it")
+    p.add_argument("--models", help="comma-separated: builtin, or <minilm|bert-base>:<1-1-4|1-1-1>:<members> "
+                                    "(default builtin,bert-base:1-1-4:2)")
+    p.add_argument("--pe", help="comma-separated PE values (default 16,32,64,128)")
+    p.add_argument("--simd", help="comma-separated SIMD values (default 32,64,128)")
+    p.add_argument("--resident", help="comma-separated members resident on chip (default 1,2)")
+    p.add_argument("--act-bits", help="comma-separated activation widths (default 4)")
+    p.add_argument("--mapping", help="multiplexed, replicated or both, comma-separated (default both)")
+    p.add_argument("--tokens", type=int, help="sentence length of the cycle figures (default 32)")
+    p.add_argument("--clock-mhz", type=float, help="clock for throughput and latency (default: the measured fmax "
+                                                    "of results/timing.yaml, else 100 MHz)")
+    p.add_argument("--no-synth", action="store_true", help="resource model only, no synthesis")
+    p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): run the jobs on that cluster")
+    p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    p.add_argument("--accuracy", default="results/bebert.md",
+                   help="ensemble results with the SST-2 accuracies by member count (default results/bebert.md; "
+                        "'' to skip the accuracy plot)")
+    p.add_argument("--out", default="dse", help="output folder (default ./dse)")
+    p.set_defaults(func=cmd_dse)
     return parser
 
 

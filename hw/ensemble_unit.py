@@ -18,6 +18,8 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.sim.fixed import ALPHA_FRAC
 
+from .resources import Resources, ceil_div
+
 
 def first_argmax(values):
     """Index of the first largest value, as a chain of compares (ties keep the earlier index)."""
@@ -59,3 +61,12 @@ class EnsembleUnit(wiring.Component):
                 m.d.sync += scores[c].eq(scores[c] + add)
         m.d.comb += self.answer.eq(first_argmax(scores))
         return m
+
+
+# ---- the resource model ---------------------------------------------------------------------------
+def ensemble_unit_resources(labels: int, value_bits: int, score_bits: int, combine: str) -> Resources:
+    """Per label a score register and its adder (and for ``logits`` the alpha multiply in DSPs);
+    two argmax chains of compares."""
+    dsp = labels * ceil_div(value_bits, 25) * ceil_div(ALPHA_FRAC + 9, 18) if combine == "logits" else 0
+    lut = labels * (2 * score_bits) + (labels - 1) * (score_bits + value_bits)
+    return Resources(lut=lut, ff=labels * score_bits, dsp=dsp)

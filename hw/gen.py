@@ -59,7 +59,7 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
     shapes = plan.memory_shapes
     return {
         "parameters": {"pe": cfg.pe, "simd": cfg.simd, "act_bits": cfg.act_bits,
-                       "members_resident": plan.resident, "ensemble_members": len(plan.members),
+                       "members_resident": plan.resident, "ensemble_members": plan.ensemble_members,
                        "combine": plan.combine},
         "widths": {"accumulator": plan.acc_bits, "threshold": plan.threshold_bits, "levels": plan.levels,
                    "result_lane": plan.value_bits, "bias": plan.bias_bits, "score": plan.score_bits},

@@ -1,13 +1,23 @@
 """Parameter memories: one per resident member and per kind (weights, thresholds, affine).
 
-A simple synchronous RAM (one read port, read data one cycle after the address; one write port
-for the parameter load stream) whose initial contents come from a $readmemh image file
-(images.py). It is written as a small Verilog module next to the Amaranth design and instantiated
-from it, rather than as ``amaranth.lib.memory.Memory``: Amaranth emits a memory's whole contents
-(even all zeros) into the netlist, and with its bundled Yosys that took over a minute for one
-12 Mbit memory here, while the built-in model needs 37 Mbit. Image files keep generation fast,
-let synthesis tools map the RAM to block RAM the usual way, and let a model's parameters change
-without regenerating the Verilog.
+A synchronous RAM (one read port, read data one cycle after the address; one write port for the
+parameter load stream) whose initial contents come from a $readmemh image file (images.py). It is
+written as a small Verilog module next to the Amaranth design and instantiated from it, rather
+than as ``amaranth.lib.memory.Memory``: Amaranth emits a memory's whole contents (even all zeros)
+into the netlist, and with its bundled Yosys that took over a minute for one 12 Mbit memory here,
+while the built-in model needs 37 Mbit. Image files keep generation fast and let a model's
+parameters change without regenerating the Verilog.
+
+**Block RAM tiles.** The memory is built from a grid of tiles of one block-RAM geometry that this
+module chooses (``tile_geometry``): ROWS x COLS tiles of TILE_DEPTH words x TILE_WIDTH bits, each
+a plain RAM that maps to exactly one RAMB36 or RAMB18, and a registered row select that muxes the
+rows' read data. Left to itself, synthesis splits a deep, wide memory into a mix of geometries
+by its own cost rules; owning the geometry makes the block RAM count a design decision that the
+resource model states exactly, and lets it count the read mux it costs.
+
+Resource model (``memory_resources``): ROWS x COLS block RAM tiles; the read mux, ROWS:1 per
+data bit in LUT6s (a LUT6 is a 4:1 mux), plus the row select register; the write enables, one
+compare per row.
 """
 
 from __future__ import annotations
@@ -16,32 +26,120 @@ from amaranth import ClockSignal, Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .resources import Resources, ceil_div
+
 MODULE_NAME = "bebert_param_memory"
 
-VERILOG = f"""
-// {MODULE_NAME}: synchronous RAM for the accelerator's parameters (hw/param_memory.py).
-// Read data follows the address by one cycle; INIT names a $readmemh image.
-module {MODULE_NAME} #(
+# Block RAM geometries of a 7-series RAMB36E1 (simple dual port: one read, one write port) as
+# (words, bits per word), and those of a RAMB18E1, which costs half a RAMB36.
+RAMB36_GEOMETRIES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
+RAMB18_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+VERILOG = """
+// @MODULE@: synchronous RAM for the accelerator's parameters (hw/param_memory.py), built
+// from ROWS x COLS block-RAM tiles of TILE_DEPTH x TILE_WIDTH (TILE_DEPTH a power of two).
+// Read data follows the address by one cycle. INIT names a $readmemh image of the whole memory;
+// synthesis for estimates defines BEBERT_NO_IMAGES (contents do not change how a writable RAM maps).
+module @MODULE@ #(
     parameter integer WIDTH = 8,
     parameter integer DEPTH = 2,
     parameter integer ADDR_BITS = 1,
+    parameter integer TILE_WIDTH = 72,
+    parameter integer TILE_DEPTH = 512,
     parameter INIT = "image.hex"
 ) (
     input  wire                 clk,
     input  wire [ADDR_BITS-1:0] raddr,
-    output reg  [WIDTH-1:0]     rdata,
+    output wire [WIDTH-1:0]     rdata,
     input  wire                 we,
     input  wire [ADDR_BITS-1:0] waddr,
     input  wire [WIDTH-1:0]     wdata
 );
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
-    initial $readmemh(INIT, mem);
-    always @(posedge clk) begin
-        if (we) mem[waddr] <= wdata;
-        rdata <= mem[raddr];
-    end
+    localparam integer COLS = (WIDTH + TILE_WIDTH - 1) / TILE_WIDTH;
+    localparam integer ROWS = (DEPTH + TILE_DEPTH - 1) / TILE_DEPTH;
+    localparam integer PADDED = COLS * TILE_WIDTH;
+    localparam integer TILE_BITS = $clog2(TILE_DEPTH);
+    localparam integer ROW_BITS = ROWS > 1 ? ADDR_BITS - TILE_BITS : 1;
+`ifndef BEBERT_NO_IMAGES
+    // The image, read once; each tile copies its part (this block comes before the tiles').
+    reg [PADDED-1:0] image [0:DEPTH-1];
+    initial $readmemh(INIT, image);
+`endif
+    // Addresses split into the row of tiles and the word within a tile.
+    wire [TILE_BITS-1:0] rword, wword;
+    wire [ROW_BITS-1:0]  rrow, wrow;
+    wire [PADDED-1:0]    padded_wdata;
+    generate
+        if (PADDED > WIDTH) begin : pad
+            assign padded_wdata = {{(PADDED - WIDTH){1'b0}}, wdata};
+        end else begin : no_pad
+            assign padded_wdata = wdata;
+        end
+        if (ROWS > 1) begin : rows
+            assign {rrow, rword} = raddr;
+            assign {wrow, wword} = waddr;
+        end else begin : one_row
+            assign rrow = 1'b0;
+            assign wrow = 1'b0;
+            if (ADDR_BITS < TILE_BITS) begin : narrow
+                assign rword = {{(TILE_BITS - ADDR_BITS){1'b0}}, raddr};
+                assign wword = {{(TILE_BITS - ADDR_BITS){1'b0}}, waddr};
+            end else begin : exact
+                assign rword = raddr[TILE_BITS-1:0];
+                assign wword = waddr[TILE_BITS-1:0];
+            end
+        end
+    endgenerate
+    wire [PADDED-1:0]   row_data [0:ROWS-1];
+    reg  [ROW_BITS-1:0] row_q;
+    always @(posedge clk) row_q <= rrow;
+    genvar r, c;
+    generate
+        for (r = 0; r < ROWS; r = r + 1) begin : row
+            for (c = 0; c < COLS; c = c + 1) begin : col
+                reg [TILE_WIDTH-1:0] tile [0:TILE_DEPTH-1];
+                reg [TILE_WIDTH-1:0] q;
+`ifndef BEBERT_NO_IMAGES
+                integer i;
+                initial for (i = 0; i < TILE_DEPTH && r * TILE_DEPTH + i < DEPTH; i = i + 1)
+                    tile[i] = image[r * TILE_DEPTH + i][c * TILE_WIDTH +: TILE_WIDTH];
+`endif
+                always @(posedge clk) begin
+                    if (we && wrow == r) tile[wword] <= padded_wdata[c * TILE_WIDTH +: TILE_WIDTH];
+                    q <= tile[rword];
+                end
+                assign row_data[r][c * TILE_WIDTH +: TILE_WIDTH] = q;
+            end
+        end
+    endgenerate
+    assign rdata = row_data[row_q][WIDTH-1:0];
 endmodule
-"""
+""".replace("@MODULE@", MODULE_NAME)
+
+
+def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
+    """The block-RAM geometry (words, bits, is RAMB36) whose grid holds depth x width in the fewest
+    RAMB36 equivalents; ties go to fewer rows (a smaller read mux), then to RAMB36 tiles."""
+    options = [(ceil_div(depth, d) * ceil_div(width, w) * (1.0 if big else 0.5), ceil_div(depth, d), not big, d, w)
+               for big, geometries in ((True, RAMB36_GEOMETRIES), (False, RAMB18_GEOMETRIES))
+               for d, w in geometries]
+    _, _, small, d, w = min(options)
+    return d, w, not small
+
+
+def mux_luts(inputs: int) -> int:
+    """LUT6s of an n:1 multiplexer of one bit: a tree of 4:1 muxes (one LUT6 each)."""
+    return 0 if inputs <= 1 else ceil_div(inputs - 1, 3)
+
+
+def memory_resources(depth: int, width: int) -> Resources:
+    """Resources of one parameter memory of depth x width (module doc)."""
+    d, w, big = tile_geometry(depth, width)
+    rows, cols = ceil_div(depth, d), ceil_div(width, w)
+    row_bits = max(1, (rows - 1).bit_length())
+    tiles = rows * cols
+    return Resources(lut=width * mux_luts(rows) + (rows if rows > 1 else 0), ff=row_bits if rows > 1 else 0,
+                     bram36=tiles if big else 0, bram18=0 if big else tiles)
 
 
 def address_bits(depth: int) -> int:
@@ -62,9 +160,11 @@ class ParamMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        tile_depth, tile_width, _ = tile_geometry(self.depth, self.width)
         m.submodules.ram = Instance(
             MODULE_NAME,
-            p_WIDTH=self.width, p_DEPTH=self.depth, p_ADDR_BITS=address_bits(self.depth), p_INIT=self.init,
+            p_WIDTH=self.width, p_DEPTH=self.depth, p_ADDR_BITS=address_bits(self.depth),
+            p_TILE_WIDTH=tile_width, p_TILE_DEPTH=tile_depth, p_INIT=self.init,
             i_clk=ClockSignal(), i_raddr=self.raddr, o_rdata=self.rdata,
             i_we=self.we, i_waddr=self.waddr, i_wdata=self.wdata,
         )

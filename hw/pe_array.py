@@ -22,6 +22,8 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .resources import Resources, ceil_div
+
 
 LEAF_BITS = 6  # a 6-input LUT counts 6 bits: the leaves of the compressor tree
 
@@ -96,3 +98,18 @@ class PEArray(wiring.Component):
 def fold_cycles(in_folds: int, planes: int) -> int:
     """Accumulating cycles of one output fold: every input fold, once per bit plane."""
     return in_folds * planes
+
+
+# ---- the resource model ---------------------------------------------------------------------------
+# LUTs per input bit of one lane's popcount (the XNOR/AND select, the 6-bit leaves and the adder
+# tree) and per accumulator bit (the term's shift and negation, the add), fitted on Yosys'
+# synth_xilinx of this block (scripts/resource_check.py --fit prints the fit).
+LUTS_PER_SIMD_BIT = 3.0
+LUTS_PER_ACC_BIT = 3.0
+
+
+def pe_array_resources(pe: int, simd: int, acc_bits: int) -> Resources:
+    """Resources of the PE array: per lane a SIMD-bit popcount and an accumulator; one shared
+    popcount of the activations (in the FINN-R style: cost per lane times PE, plus shared logic)."""
+    lut = pe * (LUTS_PER_SIMD_BIT * simd + LUTS_PER_ACC_BIT * acc_bits) + simd
+    return Resources(lut=lut, ff=pe * acc_bits, carry=pe * ceil_div(acc_bits, 4))

@@ -71,37 +71,61 @@ class Step:
     per_token: bool  # once per token of the sentence, or once per sentence (the head)
 
 
-def member_steps(member: Member) -> list[Step]:
-    """The steps of one member, in the order the controller runs them."""
-    steps = []
-    hidden = member.hidden
+@dataclass(frozen=True)
+class Product:
+    """One matrix product as the schedule sees it: M x K, and the codes it takes and gives
+    (output codes None: fixed point out)."""
 
-    def job(name, linear: Linear, output_codes, source=0, stream=True, chain=False, ensemble=False):
-        return MatrixJob(name, linear.out_features, linear.k, linear.input_codes, output_codes,
+    rows: int
+    k: int
+    input_codes: Codes
+    output_codes: Codes | None
+
+
+LAYER_PRODUCTS = ("query", "key", "value", "attention_output", "ffn_in", "ffn_out")
+
+
+def schedule(layers: list[dict[str, Product]], pooler: Product, classifier: Product) -> list[Step]:
+    """The steps of one member, in the order the controller runs them, from its products: per
+    layer a dict over LAYER_PRODUCTS, then the head."""
+    def job(name, product: Product, source=0, stream=True, chain=False, ensemble=False):
+        return MatrixJob(name, product.rows, product.k, product.input_codes, product.output_codes,
                          source, stream, chain, ensemble)
 
-    for i, layer in enumerate(member.layers):
-        att = layer.attention
-        steps.append(Step(f"layer{i}.qkv", (job(f"layer{i}.query", layer.query, att.query_codes),
-                                            job(f"layer{i}.key", layer.key, att.key_codes),
-                                            job(f"layer{i}.value", layer.value, att.value_codes)), True))
+    steps = []
+    for i, layer in enumerate(layers):
+        steps.append(Step(f"layer{i}.qkv", tuple(job(f"layer{i}.{n}", layer[n]) for n in ("query", "key", "value")),
+                          True))
         steps.append(Step(f"layer{i}.attention_output",
-                          (job(f"layer{i}.attention_output", layer.attention_output, None),), True))
-        steps.append(Step(f"layer{i}.ffn", (
-            job(f"layer{i}.ffn_in", layer.ffn_in, layer.ffn_out.input_codes, stream=False, chain=True),
-            job(f"layer{i}.ffn_out", layer.ffn_out, None, source=1)), True))
-    steps.append(Step("head", (
-        job("pooler", member.pooler, member.classifier.input_codes, stream=False, chain=True),
-        job("classifier", member.classifier, None, source=1, ensemble=True)), False))
+                          (job(f"layer{i}.attention_output", layer["attention_output"]),), True))
+        steps.append(Step(f"layer{i}.ffn", (job(f"layer{i}.ffn_in", layer["ffn_in"], stream=False, chain=True),
+                                            job(f"layer{i}.ffn_out", layer["ffn_out"], source=1)), True))
+    steps.append(Step("head", (job("pooler", pooler, stream=False, chain=True),
+                               job("classifier", classifier, source=1, ensemble=True)), False))
+    hidden = steps[0].jobs[0].k
     assert all(s.jobs[0].k == hidden for s in steps)
     return steps
+
+
+def member_steps(member: Member) -> list[Step]:
+    """The steps of one compiled member: its products' shapes and the codes between them."""
+    def product(linear: Linear, output_codes: Codes | None) -> Product:
+        return Product(linear.out_features, linear.k, linear.input_codes, output_codes)
+
+    layers = []
+    for layer in member.layers:
+        att = layer.attention
+        outputs = {"query": att.query_codes, "key": att.key_codes, "value": att.value_codes,
+                   "attention_output": None, "ffn_in": layer.ffn_out.input_codes, "ffn_out": None}
+        layers.append({name: product(getattr(layer, name), outputs[name]) for name in LAYER_PRODUCTS})
+    return schedule(layers, product(member.pooler, member.classifier.input_codes), product(member.classifier, None))
 
 
 def member_linears(member: Member) -> dict[str, Linear]:
     """Each job's compiled matrix, by job name."""
     out = {"pooler": member.pooler, "classifier": member.classifier}
     for i, layer in enumerate(member.layers):
-        for name in ("query", "key", "value", "attention_output", "ffn_in", "ffn_out"):
+        for name in LAYER_PRODUCTS:
             out[f"layer{i}.{name}"] = getattr(layer, name)
     return out
 
@@ -111,23 +135,63 @@ def signed_bits(bound: int) -> int:
     return int(bound).bit_length() + 1
 
 
+@dataclass(frozen=True)
+class ModelShape:
+    """What the hardware needs to know of a model, parameters aside: its steps (every job's shape
+    and code formats), labels, longest sentence, ensemble, and the widths its constants need.
+
+    From a compiled artifact (``shape_of``), or from dimensions alone (``bebert.hw.dims``) for
+    estimates and synthesis of models that have no trained artifact here (BERT-base)."""
+
+    name: str
+    steps: tuple[Step, ...]
+    labels: int
+    max_tokens: int
+    alphas: tuple[int, ...]  # integer member weights A_m (ALPHA_FRAC fractional bits), one per member
+    combine: str  # "logits" or "vote"
+    bias_bits: int  # widest affine bias, two's complement
+    value_bound: int  # largest magnitude of any affine job's fixed-point output
+
+    @property
+    def members(self) -> int:
+        return len(self.alphas)
+
+
+def shape_of(members: list[Member], combine: str, alphas, name: str = "artifact") -> ModelShape:
+    """The shape of compiled members (bebert.sim.program), refusing members of different shapes."""
+    steps = tuple(member_steps(members[0]))
+    for member in members[1:]:
+        if tuple(member_steps(member)) != steps:
+            raise ConfigError(f"member {member.prefix} differs in shape or code formats from the first; "
+                              "the accelerator runs members of one shape.")
+    bias_bits, bound = 1, 0
+    for member in members:
+        linears = member_linears(member)
+        for job in (j for step in steps for j in step.jobs if j.affine):
+            lin = linears[job.name]
+            bias_bits = max(bias_bits, signed_bits(int(np.abs(lin.bias).max())))
+            scaled = (job.accumulator_bound * lin.mult + (1 << (lin.shift - 1))) >> lin.shift
+            bound = max(bound, int((scaled + np.abs(lin.bias)).max()))
+    return ModelShape(name, steps, members[0].classifier.out_features, members[0].max_position,
+                      tuple(int(a) for a in alphas), combine, bias_bits, bound)
+
+
 @dataclass
 class AcceleratorPlan:
-    """The jobs, folds, addresses and widths of one model on one hardware configuration."""
+    """The jobs, folds, addresses and widths of one model on one hardware configuration.
+
+    ``members`` (the compiled members, bebert.sim.program) are there when the plan comes from an
+    artifact: the memory images and the testbench's host side need their parameters. A plan of a
+    shape alone serves the cycle and resource models and the Verilog."""
 
     config: HardwareConfig
-    members: list[Member]  # compiled members (bebert.sim.program), all of the same shape
-    combine: str  # "logits" or "vote"
-    alphas: np.ndarray  # integer member weights A_m (ALPHA_FRAC fractional bits)
+    shape: ModelShape
+    members: list[Member] | None = None
 
     def __post_init__(self):
-        cfg = self.config
-        self.resident = cfg.resident(len(self.members))
-        self.steps = member_steps(self.members[0])
-        for member in self.members[1:]:
-            if member_steps(member) != self.steps:
-                raise ConfigError(f"member {member.prefix} differs in shape or code formats from the first; "
-                                  "the accelerator runs members of one shape.")
+        cfg, shape = self.config, self.shape
+        self.resident = cfg.resident(shape.members)
+        self.steps = list(shape.steps)
         widest = widest_code_bits(self.jobs)
         if widest > cfg.act_bits:
             raise ConfigError(f"the model's {widest}-bit activation codes need --act-bits {widest} or more, "
@@ -163,11 +227,23 @@ class AcceleratorPlan:
 
     @property
     def labels(self) -> int:
-        return self.members[0].classifier.out_features
+        return self.shape.labels
 
     @property
     def max_tokens(self) -> int:
-        return self.members[0].max_position
+        return self.shape.max_tokens
+
+    @property
+    def ensemble_members(self) -> int:
+        return self.shape.members
+
+    @property
+    def combine(self) -> str:
+        return self.shape.combine
+
+    @property
+    def alphas(self) -> tuple[int, ...]:
+        return self.shape.alphas
 
     def out_folds(self, job: MatrixJob) -> int:
         return math.ceil(job.rows / self.config.pe)
@@ -191,22 +267,14 @@ class AcceleratorPlan:
         """Threshold levels per lane: 2^b - 1 for b-bit codes; one for 1-bit codes (bipolar or not)."""
         return 1 if self.config.act_bits == 1 else 2**self.config.act_bits - 1
 
-    @cached_property
+    @property
     def bias_bits(self) -> int:
-        return max(signed_bits(int(np.abs(self.linear(m, j).bias).max()))
-                   for m in range(len(self.members)) for j in self.jobs if j.affine)
+        return self.shape.bias_bits
 
-    @cached_property
+    @property
     def value_bits(self) -> int:
         """Width of one result lane: every fixed-point output of every member, and every code."""
-        bound = max(2**self.config.act_bits, 2)  # codes, signed or not, with room for the sign
-        for member in range(len(self.members)):
-            for job in self.jobs:
-                if job.affine:
-                    lin = self.linear(member, job)
-                    scaled = (job.accumulator_bound * lin.mult + (1 << (lin.shift - 1))) >> lin.shift
-                    bound = max(bound, int((scaled + np.abs(lin.bias)).max()))
-        return signed_bits(bound)
+        return signed_bits(max(2**self.config.act_bits, 2, self.shape.value_bound))  # codes need the sign
 
     @property
     def weight_width(self) -> int:
@@ -253,11 +321,14 @@ class AcceleratorPlan:
     @cached_property
     def score_bits(self) -> int:
         """Ensemble scores: sum_m A_m * logit (logits) or sum_m A_m (vote)."""
-        total = int(np.sum(self.alphas))
+        total = sum(self.alphas)
         return signed_bits(total * (2 ** (self.value_bits - 1) if self.combine == "logits" else 1))
 
     @cached_property
     def _linears(self) -> list[dict[str, Linear]]:
+        if self.members is None:
+            raise ConfigError(f"the plan of {self.shape.name} has no parameters: it comes from dimensions, "
+                              "not from an artifact.")
         return [member_linears(member) for member in self.members]
 
     def linear(self, member_index: int, job: MatrixJob) -> Linear:
@@ -282,4 +353,5 @@ def plan_for(simulation, config: HardwareConfig) -> AcceleratorPlan:
                           "model (STS-B) runs on the simulator only.")
     if simulation.combine not in ("logits", "vote"):
         raise ConfigError(f"{simulation.path}: members are joined by 'vote' or 'logits', not {simulation.combine!r}.")
-    return AcceleratorPlan(config, simulation.members, simulation.combine, simulation.alphas)
+    shape = shape_of(simulation.members, simulation.combine, simulation.alphas, name=str(simulation.path))
+    return AcceleratorPlan(config, shape, simulation.members)

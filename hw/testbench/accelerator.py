@@ -70,7 +70,7 @@ class Bench:
         dut.start.value = 1
         await RisingEdge(dut.clk)
         dut.start.value = 0
-        streaming = reload or plan.resident < len(plan.members)
+        streaming = reload or plan.resident < plan.ensemble_members
         for m, member in enumerate(plan.members):
             if streaming:
                 await self.loader.send(member_images(plan, m).load_beats())

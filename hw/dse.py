@@ -1,0 +1,348 @@
+"""The design-space exploration: ``bebert-hw dse``.
+
+A sweep is the cross product of PE, SIMD, resident members, activation bits and member mapping
+over one or more models. Every point gets the cycle model's latency and throughput at a stated
+clock, the resource model's LUTs, flip-flops, block RAM and DSPs by block, and, with synthesis on,
+the same resources from real synthesis (synth.py: Yosys, cached, in parallel on local cores or a
+Dask cluster). The sweep writes ``dse.csv`` and the plots (plots.py).
+
+Models: ``builtin`` (the shipped 2-member BEBERT 1-1-4 on SST-2, from its artifact), and from
+dimensions alone (dims.py) ``minilm`` and ``bert-base`` in a setting (``1-1-4`` or ``1-1-1``)
+with a number of ensemble members.
+
+Mappings: ``multiplexed`` runs every member one after another on one PE array (the accelerator as
+built); ``replicated`` gives each member its own copy of the one-member accelerator, all running
+at once: members times the resources, one member's latency, and the host joins the logits.
+
+Conventions: a binary MAC is a 1-bit weight times one bit plane of an activation (a b-bit code
+costs b of them); one binary MAC is 2 binary operations (XNOR/AND and the popcount's add), as
+FINN counts. Peak binary GOPS is 2 x PE x SIMD x clock (x copies, replicated).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from bebert.errors import BebertError
+
+from .accelerator import run_cycles
+from .config import ConfigError, HardwareConfig
+from .dims import MODELS, SETTINGS, shape_from_dims
+from .plan import AcceleratorPlan, ModelShape
+from .resources import RESOURCE_FIELDS, Resources
+
+TOP = "bebert_accelerator"
+MAPPINGS = ("multiplexed", "replicated")
+SWEEP_KEYS = ("models", "pe", "simd", "resident", "act_bits", "mapping", "tokens", "clock_mhz")
+DEFAULT_SWEEP = {
+    "models": ["builtin", "bert-base:1-1-4:2"],
+    "pe": [16, 32, 64, 128],
+    "simd": [32, 64, 128],
+    "resident": [1, 2],
+    "act_bits": [4],
+    "mapping": ["multiplexed", "replicated"],
+    "tokens": 32,
+    "clock_mhz": None,  # None: the clock measured by place and route (results/timing.yaml), else 100 MHz
+}
+SMALL_SWEEP = {**DEFAULT_SWEEP, "models": ["builtin"], "pe": [16, 32], "simd": [32], "resident": [2],
+               "mapping": ["multiplexed"]}
+
+
+class SweepError(BebertError):
+    """A sweep specification that cannot run (one sentence, names the bad entry)."""
+
+
+# ---- models ---------------------------------------------------------------------------------------
+def parse_model(spec: str) -> tuple[str, str, int]:
+    """``builtin`` or ``<minilm|bert-base>:<setting>:<members>`` -> (name, setting, members)."""
+    if spec == "builtin":
+        return "builtin", "1-1-4", 2
+    parts = spec.split(":")
+    if len(parts) != 3 or parts[0] not in MODELS or parts[1] not in SETTINGS or not parts[2].isdigit() \
+            or int(parts[2]) < 1:
+        raise SweepError(f"Model {spec!r} is not 'builtin' or <{'|'.join(MODELS)}>:<{'|'.join(SETTINGS)}>:<members>, "
+                         "for example bert-base:1-1-4:2.")
+    return parts[0], parts[1], int(parts[2])
+
+
+@lru_cache(maxsize=None)
+def model_shape(spec: str, members: int | None = None) -> ModelShape:
+    """The shape of a model spec; ``members`` overrides its ensemble size (a replicated copy runs one)."""
+    name, setting, count = parse_model(spec)
+    if name == "builtin":
+        from bebert.builtin import BUILTIN_DIR
+        from bebert.hw.plan import plan_for
+        from bebert.sim.ensemble import load_simulation
+
+        shape = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(8, 8, None, 4)).shape
+        if members is not None:
+            shape = replace(shape, alphas=shape.alphas[:members])
+        return replace(shape, name="builtin")
+    return shape_from_dims(spec, MODELS[name], setting, members or count)
+
+
+# ---- points ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DesignPoint:
+    model: str
+    pe: int
+    simd: int
+    resident: int
+    act_bits: int
+    mapping: str
+
+    @property
+    def copies(self) -> int:
+        """PE arrays on chip: one, or one per member (replicated)."""
+        return parse_model(self.model)[2] if self.mapping == "replicated" else 1
+
+    def plan(self) -> AcceleratorPlan:
+        """The plan of the design that is built (for ``replicated``, one copy: a one-member accelerator)."""
+        if self.mapping == "replicated":
+            return AcceleratorPlan(HardwareConfig(self.pe, self.simd, 1, self.act_bits), model_shape(self.model, 1))
+        return AcceleratorPlan(HardwareConfig(self.pe, self.simd, self.resident, self.act_bits),
+                               model_shape(self.model))
+
+
+def load_sweep(path: Path | None, overrides: dict) -> dict:
+    """The sweep: the default, a YAML file's keys over it, then the command line's."""
+    sweep = dict(DEFAULT_SWEEP)
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise SweepError(f"Cannot read the sweep file {path}: {exc.strerror}.") from None
+        except yaml.YAMLError as exc:
+            raise SweepError(f"The sweep file {path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
+        if not isinstance(loaded, dict):
+            raise SweepError(f"The sweep file {path} must hold a mapping of {', '.join(SWEEP_KEYS)}.")
+        unknown = sorted(set(loaded) - set(SWEEP_KEYS))
+        if unknown:
+            raise SweepError(f"Unknown sweep key {unknown[0]!r} in {path}; the keys are {', '.join(SWEEP_KEYS)}.")
+        sweep.update(loaded)
+    sweep.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("models", "pe", "simd", "resident", "act_bits", "mapping"):
+        value = sweep[key]
+        if not isinstance(value, list) or not value:
+            raise SweepError(f"Sweep key {key!r} must be a non-empty list, not {value!r}.")
+    for key in ("pe", "simd", "resident", "act_bits"):
+        for value in sweep[key]:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SweepError(f"Sweep key {key!r} holds {value!r}; it takes positive whole numbers.")
+    for mapping in sweep["mapping"]:
+        if mapping not in MAPPINGS:
+            raise SweepError(f"Unknown mapping {mapping!r}; choose from {', '.join(MAPPINGS)}.")
+    for model in sweep["models"]:
+        parse_model(str(model))
+    if not isinstance(sweep["tokens"], int) or sweep["tokens"] < 1:
+        raise SweepError(f"Sweep key 'tokens' must be a positive sentence length, not {sweep['tokens']!r}.")
+    clock = sweep["clock_mhz"]
+    if clock is not None and (not isinstance(clock, (int, float)) or clock <= 0):
+        raise SweepError(f"Sweep key 'clock_mhz' must be a positive frequency, not {clock!r}.")
+    return sweep
+
+
+def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint, str]]]:
+    """The valid points of a sweep, and the skipped ones with the reason (the plan's sentence).
+    Replicated points do not vary the resident count (every copy holds its one member)."""
+    points, skipped, seen = [], [], set()
+    for model, pe, simd, resident, bits, mapping in itertools.product(
+            sweep["models"], sweep["pe"], sweep["simd"], sweep["resident"], sweep["act_bits"], sweep["mapping"]):
+        point = DesignPoint(str(model), pe, simd, 1 if mapping == "replicated" else resident, bits, mapping)
+        if point in seen:
+            continue
+        seen.add(point)
+        try:
+            point.plan()
+        except ConfigError as exc:
+            skipped.append((point, str(exc)))
+            continue
+        points.append(point)
+    if not points:
+        reason = skipped[0][1] if skipped else "it is empty"
+        raise SweepError(f"The sweep has no valid design point: {reason}")
+    return points, skipped
+
+
+# ---- Verilog, generated in parallel and kept ------------------------------------------------------------
+def source_digest() -> str:
+    """A digest of this package's hardware sources: generated Verilog is reused only while they
+    are unchanged."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def verilog_path(point: DesignPoint, digest: str) -> Path:
+    from .synth import cache_dir
+
+    plan = point.plan()
+    key = hashlib.sha256(repr((plan.config, plan.shape, digest)).encode()).hexdigest()[:24]
+    return cache_dir() / "verilog" / f"{key}.v"
+
+
+def generate_verilog(job: tuple[DesignPoint, str]) -> str:
+    """Generate one point's Verilog into the cache (a worker's job); returns its path."""
+    from .gen import verilog
+
+    point, digest = job
+    path = verilog_path(point, digest)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        staging.write_text(verilog(point.plan()))
+        os.replace(staging, path)
+    return str(path)
+
+
+# ---- evaluation -------------------------------------------------------------------------------------
+def binary_macs(plan: AcceleratorPlan, tokens: int) -> int:
+    """Binary MACs of one inference of all members (the conventions in the module doc)."""
+    per_member = sum(j.rows * j.k * j.planes * (tokens if s.per_token else 1) for s in plan.steps for j in s.jobs)
+    return per_member * plan.ensemble_members
+
+
+def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
+    """The model's figures of one point (no synthesis)."""
+    from .accelerator import accelerator_resources
+
+    plan = point.plan()
+    members = parse_model(point.model)[2]
+    cycles = run_cycles(plan, tokens)
+    # replicated: every copy runs its one member at once, so a sentence takes one member's cycles
+    latency_s = cycles.total / (clock_mhz * 1e6)
+    macs = binary_macs(plan, tokens) * (members if point.mapping == "replicated" else 1)
+    blocks = {name: res * point.copies for name, res in accelerator_resources(plan).items()}
+    model = sum(blocks.values(), Resources())
+    by_kind = {"qkv": 0, "attention_output": 0, "ffn": 0, "head": 0}
+    for step, count in cycles.by_step.items():
+        by_kind[step.split(".")[-1]] += count
+    row = {**asdict(point), "members": members, "copies": point.copies, "tokens": tokens, "clock_mhz": clock_mhz,
+           "cycles": cycles.total, "parameter_load_cycles": cycles.parameter_load,
+           **{f"cycles_{kind}": count for kind, count in by_kind.items()},
+           "latency_ms": 1e3 * latency_s, "sentences_per_s": 1.0 / latency_s,
+           "binary_gops": 2 * macs / latency_s / 1e9,
+           "peak_binary_gops": 2 * point.pe * point.simd * point.copies * clock_mhz * 1e6 / 1e9,
+           "memory_bits": point.copies * plan.resident * sum(w * b for w, b in plan.memory_shapes.values())}
+    row.update({f"model_{f}": round(getattr(model, f)) for f in RESOURCE_FIELDS})
+    row.update({f"model_{name}_lut": round(res.lut) for name, res in blocks.items()})
+    return row
+
+
+@dataclass
+class SweepResult:
+    rows: list[dict]
+    skipped: list[tuple[DesignPoint, str]]
+    seconds: float
+    synthesis_seconds: float
+    synthesized: bool
+
+
+def run_sweep(sweep: dict, synthesize: bool = True, scheduler: str | None = None, workers: int | None = None,
+              clock: tuple[float, str] = (100.0, "assumed")) -> SweepResult:
+    """Evaluate every valid point of a sweep; with ``synthesize``, also synthesize every design."""
+    points, skipped = sweep_points(sweep)
+    return run_points(points, sweep["tokens"], synthesize, scheduler, workers, clock, skipped)
+
+
+def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, scheduler: str | None = None,
+               workers: int | None = None, clock: tuple[float, str] = (100.0, "assumed"),
+               skipped: list | None = None) -> SweepResult:
+    """Evaluate points; with ``synthesize``, generate and synthesize every distinct design."""
+    from .parallel import run_parallel
+    from .synth import design_jobs
+    from .synth import synthesize as synthesize_designs
+
+    started = time.perf_counter()
+    clock_mhz, clock_source = clock
+    rows = [evaluate(p, tokens, clock_mhz) | {"clock_source": clock_source} for p in points]
+    synthesis_seconds = 0.0
+    if synthesize:
+        digest = source_digest()
+        missing = [(p, digest) for p in points if not verilog_path(p, digest).exists()]
+        for _ in run_parallel(generate_verilog, missing, scheduler, workers, desc="verilog"):
+            pass
+        designs = [design_jobs(verilog_path(p, digest).read_text(), TOP) for p in points]
+        results = synthesize_designs(designs, scheduler, workers)
+        for row, point, result in zip(rows, points, results):
+            total = result.total * point.copies
+            row.update({f"synth_{f}": round(getattr(total, f)) for f in RESOURCE_FIELDS})
+            row.update({f"synth_{name}_lut": round(res.lut * point.copies) for name, res in result.blocks.items()})
+            synthesis_seconds += result.seconds
+    return SweepResult(rows, skipped or [], time.perf_counter() - started, synthesis_seconds, synthesize)
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    """Write the rows (every key of any row is a column), whole or not at all."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    with staging.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(staging, path)
+    return path
+
+
+# ---- figures from the other experiments ------------------------------------------------------------
+TIMING_FILE = Path("results") / "timing.yaml"
+ACCURACY_COLUMNS = {1: "1-1-4", 2: "BEBERT 1-1-4 x2", 4: "BEBERT 1-1-4 x4"}
+
+
+def measured_clock(path: Path = TIMING_FILE) -> tuple[float, str]:
+    """The clock the figures assume: the slowest fmax that place and route measured (timing.py,
+    written by scripts/timing_check.py), else 100 MHz, assumed."""
+    if not path.exists():
+        return 100.0, "assumed; no results/timing.yaml"
+    runs = [r for r in (yaml.safe_load(path.read_text()) or {}).get("configurations", []) if r.get("fmax_mhz")]
+    if not runs:
+        return 100.0, f"assumed; {path} holds no fmax"
+    slowest = min(runs, key=lambda r: r["fmax_mhz"])
+    return float(slowest["fmax_mhz"]), (f"nextpnr-ecp5 fmax, slowest of {len(runs)} configuration(s) in {path}")
+
+
+def ensemble_accuracy(path: Path, task: str = "sst2") -> dict[int, float]:
+    """SST-2 dev accuracy by member count (1: the single binary 1-1-4 model; 2 and 4: BEBERT 1-1-4 by
+    AdaBoost, joined by vote) from the GLUE table of the ensemble experiments (results/bebert.md)."""
+    if not path.exists():
+        raise SweepError(f"No ensemble results at {path}; pass --accuracy with results/bebert.md, or '' to skip.")
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    header = next((line for line in lines if " fp32 " in line and ACCURACY_COLUMNS[2] in line), None)
+    row = next((line for line in lines if line.startswith(f"| {task} ")), None)
+    if header is None or row is None:
+        raise SweepError(f"{path} has no GLUE table with a {task} row; it is written by scripts/bebert_results.py.")
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    accuracy = {}
+    for members, column in ACCURACY_COLUMNS.items():
+        try:
+            accuracy[members] = float(cells.get(column, "-"))
+        except ValueError:
+            continue  # not run yet ("-")
+    return accuracy
+
+
+def member_latencies(sweep: dict, clock_mhz: float) -> list[dict]:
+    """Latency of the MiniLM 1-1-4 ensemble with 1, 2 and 4 members (all resident, or replicated)
+    at every PE x SIMD of the sweep, from the cycle model: the accuracy-latency plot's x axis."""
+    rows = []
+    for pe, simd, members, mapping in itertools.product(sweep["pe"], sweep["simd"], ACCURACY_COLUMNS, sweep["mapping"]):
+        point = DesignPoint(f"minilm:1-1-4:{members}", pe, simd, members if mapping == "multiplexed" else 1, 4, mapping)
+        try:
+            plan = point.plan()
+        except ConfigError:
+            continue
+        cycles = run_cycles(plan, sweep["tokens"]).total
+        rows.append({"members": members, "mapping": mapping, "pe": pe, "simd": simd,
+                     "latency_ms": 1e3 * cycles / (clock_mhz * 1e6)})
+    return rows

@@ -1,0 +1,167 @@
+"""The design-space exploration's plots (PNG and SVG), from the rows dse.py writes to dse.csv.
+
+* ``pareto``: throughput (sentences/s, and binary GOPS) against LUTs, the Pareto front drawn;
+* ``accuracy_latency``: SST-2 dev accuracy against latency for 1, 2 and 4 members, time-multiplexed
+  and replicated (accuracies from results/bebert.md, the ensemble experiments);
+* ``resources_by_block``: LUTs per block of each design point;
+* ``cycles_by_layer``: cycles of one inference per layer type;
+* ``weights_on_chip``: parameter memory bits against the block RAM of an ECP5-85F and a ZU9EG.
+
+Resources come from synthesis where the sweep ran it, else from the resource model (the plots
+say which).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Block RAM capacity in bits: ECP5-85F 208 EBR of 18 kbit; Zynq UltraScale+ ZU9EG 912 RAMB36.
+DEVICES = {"ECP5-85F": 208 * 18 * 1024, "ZU9EG": 912 * 36 * 1024}
+BLOCKS = ("controller", "pe_array", "output_unit", "ensemble_unit", "weights_memory", "thresholds_memory",
+          "affine_memory")
+LAYER_KINDS = ("qkv", "attention_output", "ffn", "head")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, name: str) -> list[Path]:
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    for path in paths:
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+    _pyplot().close(fig)
+    return paths
+
+
+def _source(rows: list[dict]) -> str:
+    return "synth" if all("synth_lut" in r for r in rows) else "model"
+
+
+def _label(row: dict) -> str:
+    return f"PE{row['pe']}xSIMD{row['simd']} r{row['resident']} a{row['act_bits']} {row['mapping'][:5]}"
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not dominated by a cheaper-or-equal point with higher-or-equal throughput (x: cost, y: gain)."""
+    front, best = [], float("-inf")
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def plot_pareto(rows: list[dict], out: Path) -> list[Path]:
+    plt = _pyplot()
+    source = _source(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, metric, label in ((axes[0], "sentences_per_s", "sentences / s"), (axes[1], "binary_gops", "binary GOPS")):
+        for model in sorted({r["model"] for r in rows}):
+            for mapping, marker in (("multiplexed", "o"), ("replicated", "^")):
+                mine = [r for r in rows if r["model"] == model and r["mapping"] == mapping]
+                if not mine:
+                    continue
+                xs = [float(r[f"{source}_lut"]) for r in mine]
+                ys = [float(r[metric]) for r in mine]
+                ax.scatter(xs, ys, marker=marker, alpha=0.7, label=f"{model}, {mapping}")
+                front = pareto_front(list(zip(xs, ys)))
+                ax.plot([p[0] for p in front], [p[1] for p in front], "--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"LUTs ({source})")
+        ax.set_ylabel(f"{label} at {rows[0]['clock_mhz']:.0f} MHz ({rows[0]['clock_source']})")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Throughput against LUTs ({rows[0]['tokens']}-token sentences; dashed: Pareto front)")
+    return _save(fig, out, "pareto")
+
+
+def plot_accuracy_latency(latencies: list[dict], accuracy: dict[int, float], tokens: int, clock_mhz: float,
+                          out: Path) -> list[Path]:
+    """SST-2 dev accuracy by member count (the ensemble experiments) against the latency of that many
+    members at each PE x SIMD (dse.member_latencies)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    for members in sorted(accuracy):
+        for mapping, marker in (("multiplexed", "o"), ("replicated", "^")):
+            mine = [r for r in latencies if r["members"] == members and r["mapping"] == mapping]
+            if mine:
+                ax.scatter([r["latency_ms"] for r in mine], [accuracy[members]] * len(mine), marker=marker,
+                           alpha=0.7, label=f"{members} member(s), {mapping}")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"latency per {tokens}-token sentence (ms at {clock_mhz:.0f} MHz), one point per PE x SIMD")
+    ax.set_ylabel("SST-2 dev accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Accuracy against latency (BEBERT 1-1-4 on MiniLM)")
+    return _save(fig, out, "accuracy_latency")
+
+
+def plot_resources_by_block(rows: list[dict], out: Path) -> list[Path]:
+    plt = _pyplot()
+    source = _source(rows)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows)), 4.8))
+    bottom = [0.0] * len(rows)
+    for block in BLOCKS:
+        values = [float(r.get(f"{source}_{block}_lut") or 0) for r in rows]
+        ax.bar(range(len(rows)), values, bottom=bottom, label=block)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(rows)), [f"{r['model']} {_label(r)}" for r in rows], rotation=90, fontsize=6)
+    ax.set_ylabel(f"LUTs ({source})")
+    ax.legend(fontsize=7)
+    ax.set_title("LUTs by block")
+    return _save(fig, out, "resources_by_block")
+
+
+def plot_cycles_by_layer(rows: list[dict], out: Path) -> list[Path]:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows)), 4.8))
+    bottom = [0.0] * len(rows)
+    for kind in LAYER_KINDS + ("parameter_load",):
+        key = "parameter_load_cycles" if kind == "parameter_load" else f"cycles_{kind}"
+        values = [float(r[key]) for r in rows]
+        ax.bar(range(len(rows)), values, bottom=bottom, label=kind)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(rows)), [f"{r['model']} {_label(r)}" for r in rows], rotation=90, fontsize=6)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"cycles per {rows[0]['tokens']}-token sentence")
+    ax.legend(fontsize=7)
+    ax.set_title("Cycles by layer type (cycle model)")
+    return _save(fig, out, "cycles_by_layer")
+
+
+def plot_weights_on_chip(rows: list[dict], out: Path) -> list[Path]:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    models = sorted({r["model"] for r in rows})
+    for i, model in enumerate(models):
+        mine = sorted({(int(r["resident"]) * int(r["copies"]), float(r["memory_bits"])) for r in rows
+                       if r["model"] == model})
+        ax.scatter([i + 0.1 * k for k, _ in mine], [bits / 1e6 for _, bits in mine], s=40)
+        for k, bits in mine:
+            ax.annotate(f"{k} member(s)", (i + 0.1 * k, bits / 1e6), fontsize=6, xytext=(4, 0),
+                        textcoords="offset points")
+    for name, bits in DEVICES.items():
+        ax.axhline(bits / 1e6, linestyle="--", linewidth=1)
+        ax.annotate(f"{name} block RAM", (0, bits / 1e6), fontsize=7, xytext=(0, 3), textcoords="offset points")
+    ax.set_xticks(range(len(models)), models, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("parameter memory on chip (Mbit)")
+    ax.set_title("Do the members' parameters fit on chip?")
+    return _save(fig, out, "weights_on_chip")
+
+
+def write_plots(rows: list[dict], out: Path, accuracy: dict[int, float] | None = None,
+                latencies: list[dict] | None = None) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = plot_pareto(rows, out) + plot_resources_by_block(rows, out) + plot_cycles_by_layer(rows, out)
+    paths += plot_weights_on_chip(rows, out)
+    if accuracy and latencies:
+        paths += plot_accuracy_latency(latencies, accuracy, rows[0]["tokens"], rows[0]["clock_mhz"], out)
+    return paths

@@ -1,0 +1,97 @@
+"""FPGA resources: what one block costs, as the resource models predict it and as synthesis counts it.
+
+The target is a 7-series-class Xilinx fabric (LUT6, FDRE, RAMB36E1/RAMB18E1, DSP48E1), the part
+family Yosys' ``synth_xilinx`` maps to. Categories follow Vivado's utilisation report:
+
+* ``lut``: LUTs used as logic (LUT1..LUT6, INV);
+* ``lutram``: LUTs used as memory (distributed RAM, shift registers);
+* ``ff``: flip-flops;
+* ``bram36`` / ``bram18``: block RAM tiles (a RAMB36 holds 36 kbit, a RAMB18 half of one);
+* ``dsp``: DSP48 slices;
+* ``carry``: CARRY4 chains, reported apart (they sit beside the LUTs, not in them).
+
+Each block's resource model lives next to its RTL and cycle model (pe_array.py, output_unit.py,
+ensemble_unit.py, param_memory.py, accelerator.py); this module only holds the arithmetic they
+share.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+RESOURCE_FIELDS = ("lut", "ff", "lutram", "bram36", "bram18", "dsp", "carry")
+
+# Yosys' Xilinx cell names by resource category.
+_CELLS = {
+    "lut": ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "INV"),
+    "ff": ("FDRE", "FDSE", "FDCE", "FDPE", "LDCE", "LDPE"),
+    "lutram": ("RAM32X1D", "RAM64X1D", "RAM128X1D", "RAM256X1S", "RAM32M", "RAM64M", "RAM32M16", "RAM64M8",
+               "RAM32X1S", "RAM64X1S", "RAM128X1S", "SRL16E", "SRLC32E"),
+    "bram36": ("RAMB36E1", "RAMB36E2"),
+    "bram18": ("RAMB18E1", "RAMB18E2"),
+    "dsp": ("DSP48E1", "DSP48E2"),
+    "carry": ("CARRY4", "CARRY8"),
+}
+# LUTs a distributed-RAM cell occupies (a RAM64M is four LUTs of one slice, etc.).
+_LUTRAM_LUTS = {"RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4,
+                "RAM32M16": 8, "RAM64M8": 8, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "SRL16E": 1, "SRLC32E": 1}
+
+
+@dataclass(frozen=True)
+class Resources:
+    lut: float = 0
+    ff: float = 0
+    lutram: float = 0
+    bram36: float = 0
+    bram18: float = 0
+    dsp: float = 0
+    carry: float = 0
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(*(getattr(self, f) + getattr(other, f) for f in RESOURCE_FIELDS))
+
+    def __mul__(self, times: float) -> "Resources":
+        return Resources(*(getattr(self, f) * times for f in RESOURCE_FIELDS))
+
+    __rmul__ = __mul__
+
+    @property
+    def bram_bits(self) -> int:
+        """Block RAM capacity the tiles occupy, in bits (36 kbit and 18 kbit tiles)."""
+        return int(self.bram36 * 36 * 1024 + self.bram18 * 18 * 1024)
+
+    @property
+    def bram36_equivalent(self) -> float:
+        return self.bram36 + self.bram18 / 2
+
+    def rounded(self) -> "Resources":
+        return Resources(*(round(getattr(self, f)) for f in RESOURCE_FIELDS))
+
+    def as_dict(self) -> dict:
+        return {f: getattr(self, f) for f in RESOURCE_FIELDS}
+
+    @classmethod
+    def from_cells(cls, cells: dict[str, int]) -> "Resources":
+        """Resources of a synthesized netlist from Yosys' cell counts by type (``stat -json``)."""
+        counts = {name: 0 for name in RESOURCE_FIELDS}
+        for category, names in _CELLS.items():
+            for name in names:
+                n = int(cells.get(name, 0))
+                counts[category] += n * (_LUTRAM_LUTS[name] if category == "lutram" else 1)
+        return cls(**counts)
+
+
+def total(parts: dict[str, Resources]) -> Resources:
+    return sum(parts.values(), Resources())
+
+
+assert tuple(f.name for f in fields(Resources)) == RESOURCE_FIELDS
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def log2_ceil(n: int) -> int:
+    return max(0, math.ceil(math.log2(max(n, 1))))
