@@ -1,8 +1,8 @@
 """The accelerator: one PE array that runs every member of the ensemble, one after another.
 
-Blocks: the input buffer (one row of codes from the activation stream, reused by every output
-fold and by every job of a step), the chain buffer (codes a job hands to the next one of its
-step), per resident member three parameter memories (param_memory.py), the PE array
+Blocks: the row buffers (buffers.py: the input buffer, one row of codes from the activation
+stream, reused by every output fold and by every job of a step; the chain buffer, codes a job
+hands to the next one of its step), per resident member three parameter memories (param_memory.py), the PE array
 (pe_array.py), the output unit (output_unit.py), the ensemble unit (ensemble_unit.py) and the
 controller below, which walks the plan's steps (plan.py) for every token and every member.
 
@@ -34,13 +34,14 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .buffers import RowBuffers, buffers_resources
 from .ensemble_unit import EnsembleUnit, ensemble_unit_resources
 from .images import MEMORIES
 from .output_unit import OutputUnit, output_unit_resources
 from .param_memory import ParamMemory, memory_resources
 from .pe_array import PEArray, fold_cycles, pe_array_resources
 from .plan import AcceleratorPlan
-from .resources import Resources
+from .resources import Resources, linear_cost
 
 COUNTER_BITS = 40
 DRAIN_CYCLES = 1  # the last pass's weights arrive and accumulate one cycle after it was issued
@@ -124,7 +125,7 @@ class Accelerator(wiring.Component):
         load_count = Signal(range(total_words + 1))
 
         # ---- datapath blocks --------------------------------------------------------------------
-        m.submodules.pe_array = pe_array = PEArray(pe, simd, plan.acc_bits, max(bits, 1) + 1)
+        m.submodules.pe_array = pe_array = PEArray(pe, simd, plan.acc_bits, plan.product_modes)
         m.submodules.output_unit = out_unit = OutputUnit(plan)
         m.submodules.ensemble_unit = ens = EnsembleUnit(plan.labels, plan.value_bits, plan.score_bits, plan.combine)
         depths = {name: words for name, (words, _) in plan.memory_shapes.items()}
@@ -135,10 +136,7 @@ class Accelerator(wiring.Component):
                 m.submodules[f"{name}{s}"] = mem
                 memories[name].append(mem)
 
-        # Buffers and the PE array's operand registers are datapath: no reset (every row is written
-        # before it is read), which saves the reset logic in hardware and in simulation.
-        input_buffer = [Signal(plan.input_buffer_codes, name=f"input_plane{b}", reset_less=True) for b in range(bits)]
-        chain_buffer = [Signal(plan.chain_buffer_codes, name=f"chain_plane{b}", reset_less=True) for b in range(bits)]
+        m.submodules.buffers = buffers = RowBuffers(plan)
 
         # memory read addresses: weights by the running address, parameters by job and output fold
         param_addr = Signal(range(max(plan.threshold_depth, plan.affine_depth) + 1))
@@ -149,27 +147,31 @@ class Accelerator(wiring.Component):
                          memories["affine"][s].raddr.eq(param_addr)]
         read = {name: Array(mem.rdata for mem in memories[name])[slot] for name in MEMORIES}
 
-        # one bit plane of one input fold, masked past the row's K codes (stale or padding codes)
+        # one bit plane of one input fold, masked past the row's K codes (stale or padding codes).
+        # Planes run most significant first: pass ``plane`` reads bit plane planes - 1 - plane.
         remaining = Signal(signed(col_base.shape().width + 2))
         m.d.comb += remaining.eq(t_k - col_base)
         mask = Cat(*(remaining > s for s in range(simd)))
-        activations = Mux(t_source,
-                          Array(chain_buffer)[plane].word_select(in_fold, simd),
-                          Array(input_buffer)[plane].word_select(in_fold, simd)) & mask
+        bit_plane = Signal.like(plane)
+        m.d.comb += bit_plane.eq(t_planes - 1 - plane)
+        m.d.comb += [buffers.source.eq(t_source), buffers.plane.eq(bit_plane), buffers.fold.eq(in_fold),
+                     buffers.load_word.eq(in_fold), buffers.load_data.eq(self.act_in.payload),
+                     buffers.chain_word.eq(out_fold), buffers.chain_data.eq(out_unit.codes)]
+        activations = buffers.activations & mask
 
         # PE pipeline registers: one pass issued per cycle, accumulated the next
         issue = Signal()
         m.d.sync += [pe_array.enable.eq(issue)]
         operands = {name: Signal.like(getattr(pe_array, name), name=f"issued_{name}", reset_less=True)
-                    for name in ("activations", "clear", "plane", "negative", "xnor_mode", "start")}
+                    for name in ("activations", "clear", "double", "negative", "xnor_mode", "valid")}
         with m.If(issue):
             m.d.sync += [
                 operands["activations"].eq(activations),
                 operands["clear"].eq((in_fold == 0) & (plane == 0)),
-                operands["plane"].eq(plane),
-                operands["negative"].eq(t_signed & (plane == t_planes - 1)),
+                operands["double"].eq((in_fold == 0) & (plane != 0)),
+                operands["negative"].eq(t_xnor | (t_signed & (plane == 0))),  # XNOR, or the sign plane
                 operands["xnor_mode"].eq(t_xnor),
-                operands["start"].eq(Mux(t_xnor, t_k, 0)),
+                operands["valid"].eq(Mux(remaining >= simd, simd, remaining)),
             ]
         m.d.comb += [getattr(pe_array, name).eq(value) for name, value in operands.items()]
         m.d.comb += [
@@ -221,24 +223,22 @@ class Accelerator(wiring.Component):
             with m.State("LOAD"):
                 m.d.comb += [self.busy.eq(1), self.act_in.ready.eq(1), stall.eq(~self.act_in.valid)]
                 with m.If(self.act_in.valid):
-                    payload = self.act_in.payload
-                    for b in range(bits):
-                        plane_bits = Cat(*(payload[c * bits + b] for c in range(simd)))
-                        m.d.sync += input_buffer[b].word_select(in_fold, simd).eq(plane_bits)
+                    m.d.comb += buffers.load.eq(1)
                     m.d.sync += in_fold.eq(in_fold + 1)
                     with m.If(in_fold == t_in_folds - 1):
                         m.d.sync += in_fold.eq(0)
                         m.next = "COMPUTE"
 
-            with m.State("COMPUTE"):
+            with m.State("COMPUTE"):  # planes outer, input folds inner
                 m.d.comb += [self.busy.eq(1), issue.eq(1)]
-                m.d.sync += plane.eq(plane + 1)
-                with m.If(plane == t_planes - 1):
-                    m.d.sync += [plane.eq(0), w_addr.eq(w_addr + 1), in_fold.eq(in_fold + 1),
-                                 col_base.eq(col_base + simd)]
-                    with m.If(in_fold == t_in_folds - 1):
-                        m.d.sync += [in_fold.eq(0), col_base.eq(0)]
+                m.d.sync += [in_fold.eq(in_fold + 1), col_base.eq(col_base + simd), w_addr.eq(w_addr + 1)]
+                with m.If(in_fold == t_in_folds - 1):
+                    m.d.sync += [in_fold.eq(0), col_base.eq(0), plane.eq(plane + 1)]
+                    with m.If(plane == t_planes - 1):
+                        m.d.sync += plane.eq(0)
                         m.next = "DRAIN"
+                    with m.Else():  # the next plane reads this output fold's weights again
+                        m.d.sync += w_addr.eq(w_addr + 1 - t_in_folds)
 
             with m.State("DRAIN"):
                 m.d.comb += self.busy.eq(1)
@@ -254,10 +254,7 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.d.comb += proceed.eq(1)
                 with m.If(proceed):
-                    with m.If(t_chain):
-                        for b in range(bits):
-                            plane_bits = Cat(*(out_unit.codes[p * bits + b] for p in range(pe)))
-                            m.d.sync += chain_buffer[b].word_select(out_fold, pe).eq(plane_bits)
+                    m.d.comb += buffers.chain.eq(t_chain)
                     m.d.comb += ens.accumulate.eq(t_ensemble)
                     m.d.sync += out_fold.eq(out_fold + 1)
                     with m.If(out_fold != t_out_folds - 1):
@@ -336,25 +333,25 @@ def run_cycles(plan: AcceleratorPlan, tokens: int, reload: bool = False) -> Cycl
 
 
 # ---- the resource model ---------------------------------------------------------------------------
-# Fitted on Yosys' synth_xilinx of the top module (scripts/resource_check.py --fit).
-LUTS_PER_BUFFER_BIT = 1.0  # a buffer flip-flop's write enable and data select
-LUTS_PER_READ_MUX_INPUT = 0.6  # one input of a buffer's read mux, per bit read (cf. param_memory.mux_luts)
-LUTS_PER_LOAD_BIT = 0.0  # the load stream's fan-out to the memories' write ports
-CONTROL_LUTS = 400  # the FSM, the job table, the counters and the addresses
+# LUTs per structure count of the top module without its blocks, fitted on Yosys' synth_xilinx
+# (scripts/resource_check.py --fit): per SIMD bit (the activation mask and the operand registers'
+# inputs), per bit of the load stream fanned out to the resident memories' write ports, and the
+# rest (FSM, job table, counters, addresses).
+LUT_COEFFICIENTS = {"simd_bits": 2.0, "load_bits": 0.0, "control": 400.0}
 CONTROL_FFS = 2 * COUNTER_BITS + 120
 
 
+def controller_features(plan: AcceleratorPlan) -> dict[str, float]:
+    return {"simd_bits": plan.config.simd, "load_bits": plan.load_width * plan.resident, "control": 1.0}
+
+
 def controller_resources(plan: AcceleratorPlan) -> Resources:
-    """The top module: the input and chain buffers (flip-flops, written a word at a time, read SIMD
-    codes at a time through a mux over words and bit planes), the PE array's operand registers,
-    the controller's state, job table and counters, and the load stream's fan-out."""
-    cfg = plan.config
-    buffer_bits = (plan.input_buffer_codes + plan.chain_buffer_codes) * cfg.act_bits
-    read_inputs = (plan.input_buffer_codes + plan.chain_buffer_codes) // cfg.simd * cfg.act_bits
-    lut = (LUTS_PER_BUFFER_BIT * buffer_bits + LUTS_PER_READ_MUX_INPUT * cfg.simd * read_inputs
-           + LUTS_PER_LOAD_BIT * plan.load_width * plan.resident + CONTROL_LUTS)
-    operand_ffs = cfg.simd + plan.acc_bits + 8
-    return Resources(lut=lut, ff=buffer_bits + operand_ffs + CONTROL_FFS, carry=2 * COUNTER_BITS // 4)
+    """The top module's own logic: the controller's state, job table, counters and addresses, the
+    activation mask and the PE array's operand registers, the load stream's fan-out."""
+    simd = plan.config.simd
+    operand_ffs = simd + simd.bit_length() + 5  # activations, valid, the pass's flags
+    return Resources(lut=linear_cost(LUT_COEFFICIENTS, controller_features(plan)), ff=operand_ffs + CONTROL_FFS,
+                     carry=2 * COUNTER_BITS // 4)
 
 
 def accelerator_resources(plan: AcceleratorPlan) -> dict[str, Resources]:
@@ -362,7 +359,8 @@ def accelerator_resources(plan: AcceleratorPlan) -> dict[str, Resources]:
     cfg = plan.config
     blocks = {
         "controller": controller_resources(plan),
-        "pe_array": pe_array_resources(cfg.pe, cfg.simd, plan.acc_bits),
+        "buffers": buffers_resources(plan),
+        "pe_array": pe_array_resources(cfg.pe, cfg.simd, plan.acc_bits, plan.product_modes),
         "output_unit": output_unit_resources(plan),
         "ensemble_unit": ensemble_unit_resources(plan.labels, plan.value_bits, plan.score_bits, plan.combine),
     }

@@ -245,14 +245,15 @@ def cmd_dse(args) -> int:
     """Sweep the design space: cycle and resource models, synthesis, the CSV and the plots (hw/dse.py)."""
     from pathlib import Path
 
-    from bebert.hw.dse import ensemble_accuracy, load_sweep, measured_clock, member_latencies, run_sweep, write_csv
+    from bebert.hw.dse import ensemble_accuracy, load_sweep, luts, measured_clock, member_latencies, run_sweep, write_csv
     from bebert.hw.plots import write_plots
 
+    started = time.perf_counter()
     overrides = {"models": args.models.split(",") if args.models else None,
                  "pe": _int_list(args.pe, "--pe"), "simd": _int_list(args.simd, "--simd"),
                  "resident": _int_list(args.resident, "--resident"), "act_bits": _int_list(args.act_bits, "--act-bits"),
                  "mapping": args.mapping.split(",") if args.mapping else None, "tokens": args.tokens,
-                 "clock_mhz": args.clock_mhz}
+                 "clock_mhz": args.clock_mhz, "synth_max_mbit": args.synth_max_mbit}
     sweep = load_sweep(Path(args.spec) if args.spec else None, overrides)
     clock = (sweep["clock_mhz"], "given") if sweep["clock_mhz"] else measured_clock()
     out = Path(args.out)
@@ -265,17 +266,20 @@ def cmd_dse(args) -> int:
     plots = write_plots(result.rows, out, accuracy, member_latencies(sweep, clock[0]))
     print(f"design-space exploration: {len(result.rows)} point(s) ({len(result.skipped)} skipped), clock "
           f"{clock[0]:.1f} MHz ({clock[1]}); {'synthesis' if result.synthesized else 'resource model only'}; "
-          f"{result.seconds:.0f} s in all, {result.synthesis_seconds:.0f} s of Yosys for designs not in the cache")
+          f"{time.perf_counter() - started:.0f} s in all, {result.synthesis_seconds:.0f} s of Yosys for designs not "
+          "in the cache")
     for point, reason in result.skipped[:5]:
         print(f"  skipped {point.model} PE {point.pe} SIMD {point.simd} resident {point.resident} "
               f"act bits {point.act_bits} {point.mapping}: {reason}")
     if len(result.skipped) > 5:
         print(f"  ... and {len(result.skipped) - 5} more skipped")
-    source = "synth" if result.synthesized else "model"
-    best = max(result.rows, key=lambda r: r["sentences_per_s"] / max(r[f"{source}_lut"], 1))
+    synthesized = sum(1 for r in result.rows if r["synthesized"])
+    print(f"  {synthesized} point(s) synthesized, {len(result.rows) - synthesized} with the resource model only "
+          f"(more than {sweep['synth_max_mbit']} Mbit of parameters on chip, or --no-synth)")
+    best = max(result.rows, key=lambda r: r["sentences_per_s"] / max(luts(r), 1))
     print(f"  most sentences/s per LUT: {best['model']} PE {best['pe']} SIMD {best['simd']} resident "
           f"{best['resident']} {best['mapping']}: {best['sentences_per_s']:.1f} sentences/s, "
-          f"{best[f'{source}_lut']:,} LUTs ({source})")
+          f"{luts(best):,.0f} LUTs ({'synthesized' if best['synthesized'] else 'model'})")
     print(f"  wrote {csv_path}")
     for path in plots:
         print(f"  wrote {path}")
@@ -336,16 +340,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help="sweep file (YAML) with any of the keys models, pe, simd, resident, act_bits, "
                                   "mapping, tokens, clock_mhz; options below override it")
     p.add_argument("--models", help="comma-separated: builtin, or <minilm|bert-base>:<1-1-4|1-1-1>:<members> "
-                                    "(default builtin,bert-base:1-1-4:2)")
-    p.add_argument("--pe", help="comma-separated PE values (default 16,32,64,128)")
+                                    "(default builtin,minilm:1-1-1:2,bert-base:1-1-4:2)")
+    p.add_argument("--pe", help="comma-separated PE values (default 8,16,32)")
     p.add_argument("--simd", help="comma-separated SIMD values (default 32,64,128)")
     p.add_argument("--resident", help="comma-separated members resident on chip (default 1,2)")
-    p.add_argument("--act-bits", help="comma-separated activation widths (default 4)")
+    p.add_argument("--act-bits", help="comma-separated activation widths (default: each model's own)")
     p.add_argument("--mapping", help="multiplexed, replicated or both, comma-separated (default both)")
     p.add_argument("--tokens", type=int, help="sentence length of the cycle figures (default 32)")
     p.add_argument("--clock-mhz", type=float, help="clock for throughput and latency (default: the measured fmax "
                                                     "of results/timing.yaml, else 100 MHz)")
     p.add_argument("--no-synth", action="store_true", help="resource model only, no synthesis")
+    p.add_argument("--synth-max-mbit", type=float, help="synthesize only designs with at most this much parameter "
+                                                         "memory on chip (default 40; BERT-base has 85 per member)")
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): run the jobs on that cluster")
     p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     p.add_argument("--accuracy", default="results/bebert.md",

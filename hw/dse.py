@@ -42,19 +42,18 @@ from .resources import RESOURCE_FIELDS, Resources
 
 TOP = "bebert_accelerator"
 MAPPINGS = ("multiplexed", "replicated")
-SWEEP_KEYS = ("models", "pe", "simd", "resident", "act_bits", "mapping", "tokens", "clock_mhz")
-DEFAULT_SWEEP = {
-    "models": ["builtin", "bert-base:1-1-4:2"],
-    "pe": [16, 32, 64, 128],
+SWEEP_KEYS = ("models", "pe", "simd", "resident", "act_bits", "mapping", "tokens", "clock_mhz", "synth_max_mbit")
+DEFAULT_SWEEP = {  # 81 points: 3 models x 3 PE x 3 SIMD x (2 resident counts + replicated)
+    "models": ["builtin", "minilm:1-1-1:2", "bert-base:1-1-4:2"],
+    "pe": [8, 16, 32],
     "simd": [32, 64, 128],
     "resident": [1, 2],
-    "act_bits": [4],
+    "act_bits": ["model"],  # "model": each model's widest codes
     "mapping": ["multiplexed", "replicated"],
     "tokens": 32,
     "clock_mhz": None,  # None: the clock measured by place and route (results/timing.yaml), else 100 MHz
+    "synth_max_mbit": 40,  # designs with more parameter memory on chip get the resource model only
 }
-SMALL_SWEEP = {**DEFAULT_SWEEP, "models": ["builtin"], "pe": [16, 32], "simd": [32], "resident": [2],
-               "mapping": ["multiplexed"]}
 
 
 class SweepError(BebertError):
@@ -136,8 +135,11 @@ def load_sweep(path: Path | None, overrides: dict) -> dict:
             raise SweepError(f"Sweep key {key!r} must be a non-empty list, not {value!r}.")
     for key in ("pe", "simd", "resident", "act_bits"):
         for value in sweep[key]:
+            if key == "act_bits" and value == "model":
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise SweepError(f"Sweep key {key!r} holds {value!r}; it takes positive whole numbers.")
+                raise SweepError(f"Sweep key {key!r} holds {value!r}; it takes positive whole numbers"
+                                 + (" or 'model'." if key == "act_bits" else "."))
     for mapping in sweep["mapping"]:
         if mapping not in MAPPINGS:
             raise SweepError(f"Unknown mapping {mapping!r}; choose from {', '.join(MAPPINGS)}.")
@@ -145,6 +147,9 @@ def load_sweep(path: Path | None, overrides: dict) -> dict:
         parse_model(str(model))
     if not isinstance(sweep["tokens"], int) or sweep["tokens"] < 1:
         raise SweepError(f"Sweep key 'tokens' must be a positive sentence length, not {sweep['tokens']!r}.")
+    limit = sweep["synth_max_mbit"]
+    if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
+        raise SweepError(f"Sweep key 'synth_max_mbit' must be a non-negative number of Mbit, not {limit!r}.")
     clock = sweep["clock_mhz"]
     if clock is not None and (not isinstance(clock, (int, float)) or clock <= 0):
         raise SweepError(f"Sweep key 'clock_mhz' must be a positive frequency, not {clock!r}.")
@@ -157,6 +162,8 @@ def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint
     points, skipped, seen = [], [], set()
     for model, pe, simd, resident, bits, mapping in itertools.product(
             sweep["models"], sweep["pe"], sweep["simd"], sweep["resident"], sweep["act_bits"], sweep["mapping"]):
+        if bits == "model":
+            bits = SETTINGS[parse_model(str(model))[1]].bits
         point = DesignPoint(str(model), pe, simd, 1 if mapping == "replicated" else resident, bits, mapping)
         if point in seen:
             continue
@@ -233,7 +240,7 @@ def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
            "latency_ms": 1e3 * latency_s, "sentences_per_s": 1.0 / latency_s,
            "binary_gops": 2 * macs / latency_s / 1e9,
            "peak_binary_gops": 2 * point.pe * point.simd * point.copies * clock_mhz * 1e6 / 1e9,
-           "memory_bits": point.copies * plan.resident * sum(w * b for w, b in plan.memory_shapes.values())}
+           "memory_bits": memory_bits(point)}
     row.update({f"model_{f}": round(getattr(model, f)) for f in RESOURCE_FIELDS})
     row.update({f"model_{name}_lut": round(res.lut) for name, res in blocks.items()})
     return row
@@ -250,15 +257,26 @@ class SweepResult:
 
 def run_sweep(sweep: dict, synthesize: bool = True, scheduler: str | None = None, workers: int | None = None,
               clock: tuple[float, str] = (100.0, "assumed")) -> SweepResult:
-    """Evaluate every valid point of a sweep; with ``synthesize``, also synthesize every design."""
+    """Evaluate every valid point of a sweep; with ``synthesize``, also synthesize every design whose
+    parameter memories on chip stay within ``synth_max_mbit`` (a BERT-base member's 85 Mbit fits no
+    FPGA's block RAM, and its memories of thousands of tiles take Yosys many minutes each)."""
     points, skipped = sweep_points(sweep)
-    return run_points(points, sweep["tokens"], synthesize, scheduler, workers, clock, skipped)
+    limit = sweep["synth_max_mbit"] * 1e6
+    return run_points(points, sweep["tokens"], synthesize, scheduler, workers, clock, skipped,
+                      synthesize_if=lambda p: memory_bits(p) <= limit)
+
+
+def memory_bits(point: DesignPoint) -> int:
+    """Parameter memory bits on chip at a point (every copy, every resident member)."""
+    plan = point.plan()
+    return point.copies * plan.resident * sum(words * width for words, width in plan.memory_shapes.values())
 
 
 def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, scheduler: str | None = None,
                workers: int | None = None, clock: tuple[float, str] = (100.0, "assumed"),
-               skipped: list | None = None) -> SweepResult:
-    """Evaluate points; with ``synthesize``, generate and synthesize every distinct design."""
+               skipped: list | None = None, synthesize_if=lambda point: True) -> SweepResult:
+    """Evaluate points; with ``synthesize``, generate and synthesize every distinct design (of the
+    points ``synthesize_if`` accepts; the others get the resource model only, marked in the rows)."""
     from .parallel import run_parallel
     from .synth import design_jobs
     from .synth import synthesize as synthesize_designs
@@ -267,19 +285,27 @@ def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, 
     clock_mhz, clock_source = clock
     rows = [evaluate(p, tokens, clock_mhz) | {"clock_source": clock_source} for p in points]
     synthesis_seconds = 0.0
-    if synthesize:
+    chosen = [i for i, p in enumerate(points) if synthesize and synthesize_if(p)]
+    for i, row in enumerate(rows):
+        row["synthesized"] = i in chosen
+    if chosen:
         digest = source_digest()
-        missing = [(p, digest) for p in points if not verilog_path(p, digest).exists()]
+        missing = [(points[i], digest) for i in chosen if not verilog_path(points[i], digest).exists()]
         for _ in run_parallel(generate_verilog, missing, scheduler, workers, desc="verilog"):
             pass
-        designs = [design_jobs(verilog_path(p, digest).read_text(), TOP) for p in points]
+        designs = [design_jobs(verilog_path(points[i], digest).read_text(), TOP) for i in chosen]
         results = synthesize_designs(designs, scheduler, workers)
-        for row, point, result in zip(rows, points, results):
+        for row, point, result in zip([rows[i] for i in chosen], [points[i] for i in chosen], results):
             total = result.total * point.copies
             row.update({f"synth_{f}": round(getattr(total, f)) for f in RESOURCE_FIELDS})
             row.update({f"synth_{name}_lut": round(res.lut * point.copies) for name, res in result.blocks.items()})
             synthesis_seconds += result.seconds
-    return SweepResult(rows, skipped or [], time.perf_counter() - started, synthesis_seconds, synthesize)
+    return SweepResult(rows, skipped or [], time.perf_counter() - started, synthesis_seconds, bool(chosen))
+
+
+def luts(row: dict) -> float:
+    """A row's LUTs: synthesized where the sweep synthesized the point, else the model's."""
+    return float(row["synth_lut"] if row.get("synth_lut") not in (None, "") else row["model_lut"])
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:

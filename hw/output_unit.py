@@ -21,7 +21,7 @@ from bebert.sim.fixed import MULT_BITS
 
 from .pe_array import popcount
 from .plan import SHIFT_BITS, AcceleratorPlan
-from .resources import Resources, ceil_div
+from .resources import Resources, ceil_div, linear_cost
 
 
 class OutputUnit(wiring.Component):
@@ -75,17 +75,23 @@ class OutputUnit(wiring.Component):
 
 
 # ---- the resource model ---------------------------------------------------------------------------
-# Fitted on Yosys' synth_xilinx of this block (scripts/resource_check.py --fit).
-LUTS_PER_COMPARE_BIT = 1.0  # one threshold compare, per bit of the threshold
-LUTS_PER_AFFINE_BIT = 4.0  # round-shift and bias add, per bit of the product
+# LUTs per structure count, fitted on Yosys' synth_xilinx of this block (scripts/resource_check.py
+# --fit): per threshold bit compared (levels x 2 per lane), per product bit of a lane (the
+# round-shift by a variable amount and the bias add), per value bit of a lane (the result select).
+LUT_COEFFICIENTS = {"compare_bits": 1.0, "product_bits": 4.0, "value_bits": 1.0}
 DSP_A_BITS, DSP_B_BITS = 25, 18  # a DSP48E1 multiplies 25 x 18 bits (signed)
+
+
+def output_unit_features(plan: AcceleratorPlan) -> dict[str, float]:
+    pe = plan.config.pe
+    return {"compare_bits": pe * plan.levels * 2 * plan.threshold_bits,
+            "product_bits": pe * (plan.acc_bits + MULT_BITS), "value_bits": pe * plan.value_bits}
 
 
 def output_unit_resources(plan: AcceleratorPlan) -> Resources:
     """Resources of the output unit: per lane, levels x 2 threshold compares and the hit count,
-    the multiply (DSP48 tiles of the accumulator by the multiplier) and the shift and add."""
-    compares = plan.levels * 2 * plan.threshold_bits
-    product_bits = plan.acc_bits + MULT_BITS
+    the multiply (DSP48 tiles of the accumulator by the unsigned multiplier) and the shift and add."""
     dsp = ceil_div(plan.acc_bits, DSP_A_BITS) * ceil_div(MULT_BITS + 1, DSP_B_BITS)
-    lut = plan.config.pe * (LUTS_PER_COMPARE_BIT * compares + LUTS_PER_AFFINE_BIT * product_bits)
-    return Resources(lut=lut, dsp=plan.config.pe * dsp, carry=plan.config.pe * ceil_div(compares, 4))
+    lut = linear_cost(LUT_COEFFICIENTS, output_unit_features(plan))
+    return Resources(lut=lut, dsp=plan.config.pe * dsp,
+                     carry=plan.config.pe * ceil_div(plan.levels * 2 * plan.threshold_bits, 4))

@@ -276,6 +276,12 @@ class AcceleratorPlan:
         """Width of one result lane: every fixed-point output of every member, and every code."""
         return signed_bits(max(2**self.config.act_bits, 2, self.shape.value_bound))  # codes need the sign
 
+    @cached_property
+    def product_modes(self) -> tuple[str, ...]:
+        """The PE array's product modes the jobs use: AND (bit planes) and XNOR (bipolar codes)."""
+        return tuple(mode for mode, used in (("and", any(not j.input_codes.bipolar for j in self.jobs)),
+                                              ("xnor", any(j.input_codes.bipolar for j in self.jobs))) if used)
+
     @property
     def weight_width(self) -> int:
         return self.config.pe * self.config.simd

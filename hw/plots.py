@@ -17,7 +17,7 @@ from pathlib import Path
 
 # Block RAM capacity in bits: ECP5-85F 208 EBR of 18 kbit; Zynq UltraScale+ ZU9EG 912 RAMB36.
 DEVICES = {"ECP5-85F": 208 * 18 * 1024, "ZU9EG": 912 * 36 * 1024}
-BLOCKS = ("controller", "pe_array", "output_unit", "ensemble_unit", "weights_memory", "thresholds_memory",
+BLOCKS = ("controller", "buffers", "pe_array", "output_unit", "ensemble_unit", "weights_memory", "thresholds_memory",
           "affine_memory")
 LAYER_KINDS = ("qkv", "attention_output", "ffn", "head")
 
@@ -39,8 +39,15 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
-def _source(rows: list[dict]) -> str:
-    return "synth" if all("synth_lut" in r for r in rows) else "model"
+def _synthesized(row: dict) -> bool:
+    return str(row.get("synthesized")) == "True"
+
+
+def _lut(row: dict, block: str | None = None) -> float:
+    """Synthesized LUTs where the point was synthesized, else the model's (of one block, or all)."""
+    key = f"{block}_lut" if block else "lut"
+    value = row.get(f"synth_{key}") if _synthesized(row) else None
+    return float(value if value not in (None, "") else row.get(f"model_{key}") or 0)
 
 
 def _label(row: dict) -> str:
@@ -59,26 +66,28 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def plot_pareto(rows: list[dict], out: Path) -> list[Path]:
     plt = _pyplot()
-    source = _source(rows)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, metric, label in ((axes[0], "sentences_per_s", "sentences / s"), (axes[1], "binary_gops", "binary GOPS")):
-        for model in sorted({r["model"] for r in rows}):
+        for n, model in enumerate(sorted({r["model"] for r in rows})):
+            color = f"C{n}"
             for mapping, marker in (("multiplexed", "o"), ("replicated", "^")):
                 mine = [r for r in rows if r["model"] == model and r["mapping"] == mapping]
                 if not mine:
                     continue
-                xs = [float(r[f"{source}_lut"]) for r in mine]
-                ys = [float(r[metric]) for r in mine]
-                ax.scatter(xs, ys, marker=marker, alpha=0.7, label=f"{model}, {mapping}")
+                xs, ys = [_lut(r) for r in mine], [float(r[metric]) for r in mine]
+                faces = [color if _synthesized(r) else "none" for r in mine]
+                ax.scatter(xs, ys, marker=marker, facecolors=faces, edgecolors=color, alpha=0.8,
+                           label=f"{model}, {mapping}")
                 front = pareto_front(list(zip(xs, ys)))
-                ax.plot([p[0] for p in front], [p[1] for p in front], "--", linewidth=1)
+                ax.plot([p[0] for p in front], [p[1] for p in front], "--", color=color, linewidth=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"LUTs ({source})")
-        ax.set_ylabel(f"{label} at {rows[0]['clock_mhz']:.0f} MHz ({rows[0]['clock_source']})")
+        ax.set_xlabel("LUTs (filled: synthesized; hollow: resource model)")
+        ax.set_ylabel(f"{label} at {float(rows[0]['clock_mhz']):.0f} MHz")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Throughput against LUTs ({rows[0]['tokens']}-token sentences; dashed: Pareto front)")
+    fig.suptitle(f"Throughput against LUTs, {rows[0]['tokens']}-token sentences, clock: {rows[0]['clock_source']} "
+                 "(dashed: Pareto front)", fontsize=9)
     return _save(fig, out, "pareto")
 
 
@@ -105,15 +114,15 @@ def plot_accuracy_latency(latencies: list[dict], accuracy: dict[int, float], tok
 
 def plot_resources_by_block(rows: list[dict], out: Path) -> list[Path]:
     plt = _pyplot()
-    source = _source(rows)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows)), 4.8))
     bottom = [0.0] * len(rows)
     for block in BLOCKS:
-        values = [float(r.get(f"{source}_{block}_lut") or 0) for r in rows]
+        values = [_lut(r, block) for r in rows]
         ax.bar(range(len(rows)), values, bottom=bottom, label=block)
         bottom = [b + v for b, v in zip(bottom, values)]
-    ax.set_xticks(range(len(rows)), [f"{r['model']} {_label(r)}" for r in rows], rotation=90, fontsize=6)
-    ax.set_ylabel(f"LUTs ({source})")
+    ax.set_xticks(range(len(rows)), [f"{'' if _synthesized(r) else '(model) '}{r['model']} {_label(r)}" for r in rows],
+                  rotation=90, fontsize=6)
+    ax.set_ylabel("LUTs (synthesized; '(model)': resource model)")
     ax.legend(fontsize=7)
     ax.set_title("LUTs by block")
     return _save(fig, out, "resources_by_block")

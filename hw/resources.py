@@ -89,9 +89,31 @@ def total(parts: dict[str, Resources]) -> Resources:
 assert tuple(f.name for f in fields(Resources)) == RESOURCE_FIELDS
 
 
+def linear_cost(coefficients: dict[str, float], features: dict[str, float]) -> float:
+    """A FINN-R-style cost: a sum of fitted coefficients times the structure counts of a block
+    (scripts/resource_check.py --fit finds the coefficients by least squares on synthesis)."""
+    return sum(coefficients[name] * features[name] for name in coefficients)
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
 def log2_ceil(n: int) -> int:
     return max(0, math.ceil(math.log2(max(n, 1))))
+
+
+def finn_r_mvau_luts(pe: int, simd: int, weight_bits: int, act_bits: int, mw: int, out_bits: int,
+                     tmem: int) -> float:
+    """FINN-R's LUT estimate of a matrix-vector-activation unit (Blott et al., FINN-R, ACM TRETS
+    2018), as FINN's MVAU cost model states it: c0 + c1 * PE * (multipliers + adder tree +
+    accumulator + thresholds in LUTRAM + comparators), c0 = 300, c1 = 1.1, for ``weight_bits`` x
+    ``act_bits`` products over ``mw`` inputs, ``out_bits``-bit outputs by 2^out_bits - 1 thresholds
+    of ``tmem`` words, multipliers in LUTs. For comparison only; our own models are the blocks'."""
+    w, a = weight_bits, act_bits
+    mult = simd * (2 * ceil_div(w + a, 6) - 1) * (w + a)
+    adder_tree = (w + a) * (2 * simd - 1)
+    acc_bits = w + a + math.ceil(math.log2(mw))
+    thresholds = (2**out_bits - 1) * acc_bits * ceil_div(tmem, 64) if out_bits else 0
+    comparators = (2**out_bits - 1) * acc_bits if out_bits else 0
+    return 300 + 1.1 * pe * (mult + adder_tree + acc_bits + thresholds + comparators)

@@ -188,7 +188,7 @@ def design_jobs(verilog: str, top: str) -> DesignJobs:
         for call in memory_calls:  # a memory slot: the wrapper holds nothing but the instance
             params = {k: int(v) for k, v in _PARAM.findall(call)}
             job = SynthJob(MEMORY_MODULE, memory_module,
-                           params=tuple((k, params[k]) for k in ("WIDTH", "DEPTH", "ADDR_BITS")))
+                           params=tuple(sorted(params.items())))
             out.jobs[job.key] = job
             out.blocks.append((block, job.key))
         if memory_calls:

@@ -16,7 +16,8 @@ from cocotb_tools.check_results import get_results
 def run_pe_array(tmp: Path, pe: int, simd: int, bits: int, kind: str, k: int) -> None:
     width = accumulator_bits(k, 1 if kind == "bipolar" else bits, kind != "unsigned")
     source = tmp / "pe_array.v"
-    source.write_text(verilog.convert(PEArray(pe, simd, width, max(bits, 1) + 1), name="pe_array", emit_src=False))
+    modes = ("xnor",) if kind == "bipolar" else ("and",) if kind == "signed" else ("and", "xnor")
+    source.write_text(verilog.convert(PEArray(pe, simd, width, modes), name="pe_array", emit_src=False))
     runner = build([source], "pe_array", tmp / "build")
     results = run(runner, "bebert.hw.testbench.pe_array", "pe_array", tmp,
                   {"pe": pe, "simd": simd, "bits": bits, "kind": kind, "k": k, "rows": 6, "seed": pe * 1000 + simd})
@@ -27,7 +28,7 @@ def run_pe_array(tmp: Path, pe: int, simd: int, bits: int, kind: str, k: int) ->
 @pytest.mark.parametrize("pe,simd,bits,kind,k", [
     (3, 7, 4, "signed", 40),  # non-powers of two, K not a multiple of SIMD
     (5, 13, 1, "bipolar", 64),  # XNOR mode
-    (4, 16, 4, "unsigned", 48),  # attention-probability-like unsigned codes
+    (4, 16, 4, "unsigned", 48),  # attention-probability-like unsigned codes, on a two-mode array
 ])
 def test_pe_array_products(tmp_path, pe, simd, bits, kind, k):
     run_pe_array(tmp_path, pe, simd, bits, kind, k)

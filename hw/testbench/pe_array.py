@@ -1,7 +1,8 @@
 """cocotb testbench of the PE array alone (tests/test_hw_pe_array.py runs it): whole matrix products against a plain NumPy product.
 
 Settings (BEBERT_COSIM): pe, simd, bits, kind ("signed", "unsigned" or "bipolar"), k, rows, seed.
-Each row of codes is driven fold by fold and plane by plane, as the controller does; after the
+Each row of codes is driven plane by plane (most significant first) and fold by fold, as the
+controller does; after the
 last pass every lane's accumulator must equal the row's integer product with its weights. The
 rows include the worst cases: every product at its largest positive and negative magnitude.
 """
@@ -48,15 +49,15 @@ async def products_equal_numpy(dut):
         stored = stored_codes(row, kind_codes)
         padded = np.zeros(folds * simd, dtype=np.int64)
         padded[:k] = stored
-        for i in range(folds):
-            for j in range(planes):
+        for j in reversed(range(planes)):  # most significant plane first, as the controller runs them
+            for i in range(folds):
                 dut.activations.value = pack((padded[i * simd:(i + 1) * simd] >> j) & 1)
                 dut.weights.value = words[i]
                 dut.xnor_mode.value = int(kind == "bipolar")
-                dut.plane.value = j
-                dut.negative.value = int(kind == "signed" and j == bits - 1)
-                dut.clear.value = int(i == 0 and j == 0)
-                dut.start.value = k if kind == "bipolar" else 0
+                dut.valid.value = min(simd, k - i * simd)
+                dut.negative.value = int(kind == "bipolar" or (kind == "signed" and j == bits - 1))
+                dut.clear.value = int(i == 0 and j == planes - 1)
+                dut.double.value = int(i == 0 and j != planes - 1)
                 dut.enable.value = 1
                 await RisingEdge(dut.clk)
         dut.enable.value = 0
