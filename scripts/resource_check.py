@@ -1,12 +1,13 @@
 """The resource model against real synthesis (Yosys synth_xilinx) at fixed configurations.
 
-    python scripts/resource_check.py [--workers N] [--scheduler tcp://host:8786] [--fit] [--out results/resources.md]
+    python scripts/resource_check.py [--workers N] [--scheduler tcp://host:8786] [--fit [--write]]
+                                     [--out results/resources.md]
 
 Synthesizes each configuration (hw/synth.py: per module, cached by a hash of the Verilog, so a
 re-run costs nothing), evaluates the resource model (each block's ``*_resources`` beside its RTL)
 and writes the table of both with the error per resource. ``--fit`` also prints the least-squares
-coefficients of the block models from these syntheses (how the constants in the block files were
-found).
+coefficients of the block models from these syntheses, and ``--write`` stores them in
+hw/calibration.yaml (how the blocks' coefficients were found).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from bebert.hw.dse import DesignPoint, run_points
+from bebert.hw.resources import CALIBRATION
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,8 +35,7 @@ CONFIGS = [
     DesignPoint("minilm:1-1-4:2", 8, 128, 1, 4, "multiplexed"),
     DesignPoint("minilm:1-1-4:4", 16, 32, 4, 4, "multiplexed"),
     DesignPoint("minilm:1-1-1:4", 32, 32, 4, 1, "multiplexed"),
-    DesignPoint("minilm:1-1-1:4", 64, 128, 2, 1, "multiplexed"),
-    DesignPoint("minilm:1-1-1:4", 128, 64, 4, 1, "multiplexed"),
+    DesignPoint("minilm:1-1-1:4", 128, 32, 4, 1, "multiplexed"),
 ]
 CHECKED = ("lut", "ff")
 EXACT = ("bram36", "bram18")
@@ -44,8 +47,9 @@ def error(row: dict, field: str) -> float:
     return (row[f"model_{field}"] - synth) / synth if synth else 0.0
 
 
-def fit(result_rows: list[dict], points: list[DesignPoint]) -> None:
-    """Least-squares coefficients (non-negative) of each block's LUT model on these syntheses."""
+def fit(result_rows: list[dict], points: list[DesignPoint], write: bool) -> None:
+    """Least-squares coefficients (non-negative) of each block's LUT model on these syntheses;
+    ``write`` stores them in hw/calibration.yaml, where the blocks read them."""
     import numpy as np
     from scipy.optimize import nnls
 
@@ -60,6 +64,7 @@ def fit(result_rows: list[dict], points: list[DesignPoint]) -> None:
         "controller": controller_features,
         "buffers": buffers_features,
     }
+    calibration = yaml.safe_load(CALIBRATION.read_text())
     for block, features_of in blocks.items():
         features = [features_of(p.plan()) for p in points]
         names = list(features[0])
@@ -70,6 +75,11 @@ def fit(result_rows: list[dict], points: list[DesignPoint]) -> None:
         fitted = dict.fromkeys(names, 0.0) | {names[i]: round(float(c), 4) for i, c in zip(used, coef)}
         worst = np.max(np.abs(a[:, used] @ coef - b) / b)
         print(f"{block}: LUT_COEFFICIENTS = {fitted}  (worst in-sample error {100 * worst:.1f}%)")
+        calibration["lut_coefficients"][block] = fitted
+    if write:
+        header = "".join(line + "\n" for line in CALIBRATION.read_text().splitlines() if line.startswith("#"))
+        CALIBRATION.write_text(header + yaml.safe_dump(calibration, default_flow_style=None, sort_keys=False))
+        print(f"wrote {CALIBRATION}")
 
 
 def lut_per_mac_and_finn(result_rows: list[dict], points: list[DesignPoint]) -> list[str]:
@@ -98,6 +108,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--out", default=str(REPO / "results" / "resources.md"))
     parser.add_argument("--fit", action="store_true", help="print least-squares coefficients of the block models")
+    parser.add_argument("--write", action="store_true", help="with --fit: store them in hw/calibration.yaml")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     result = run_points(CONFIGS, tokens=32, synthesize=True, scheduler=args.scheduler, workers=args.workers)
@@ -130,7 +141,7 @@ def main(argv=None) -> int:
     comparison = lut_per_mac_and_finn(result.rows, CONFIGS)
     print("\n".join(comparison))
     if args.fit:
-        fit(result.rows, CONFIGS)
+        fit(result.rows, CONFIGS, args.write)
     verdict = (f"Worst LUT error {100 * worst['lut']:.1f}%, worst FF error {100 * worst['ff']:.1f}% (target "
                f"{100 * TOLERANCE:.0f}%); block RAM {'exact in every configuration' if exact else 'NOT exact'}.")
     write_report(Path(args.out), lines, verdict, comparison, result)
