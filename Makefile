@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-hw-slow results clean
+.PHONY: setup demo test test-slow test-hw-slow results dse clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/bebert demo
 	$(BIN)/bebert-hw gen --pe 64 --out runs/demo/accelerator
 	$(BIN)/bebert-hw cosim --sentences 2 --out runs/demo/cosim
+	$(BIN)/bebert-hw dse --no-synth --out runs/demo/dse
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -32,6 +33,10 @@ test-hw-slow: $(STAMP)
 
 results: $(STAMP)
 	$(BIN)/python scripts/foundation_results.py
+
+# The full design-space exploration with synthesis (hours cold on 2 cores; cached after).
+dse: $(STAMP)
+	$(BIN)/bebert-hw dse --out results/dse
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

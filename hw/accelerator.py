@@ -38,10 +38,10 @@ from .buffers import RowBuffers, buffers_resources
 from .ensemble_unit import EnsembleUnit, ensemble_unit_resources
 from .images import MEMORIES
 from .output_unit import OutputUnit, output_unit_resources
-from .param_memory import ParamMemory, memory_resources
+from .param_memory import ParamMemory, memory_resources, mux_luts
 from .pe_array import PEArray, fold_cycles, pe_array_resources
 from .plan import AcceleratorPlan
-from .resources import Resources, linear_cost
+from .resources import Resources, coefficients, linear_cost
 
 COUNTER_BITS = 40
 DRAIN_CYCLES = 1  # the last pass's weights arrive and accumulate one cycle after it was issued
@@ -334,20 +334,24 @@ def run_cycles(plan: AcceleratorPlan, tokens: int, reload: bool = False) -> Cycl
 
 # ---- the resource model ---------------------------------------------------------------------------
 # LUTs per structure count of the top module without its blocks, fitted on Yosys' synth_xilinx
-# (scripts/resource_check.py --fit): per SIMD bit (the activation mask and the operand registers'
-# inputs), per bit of the load stream fanned out to the resident memories' write ports, and the
-# rest (FSM, job table, counters, addresses).
-LUT_COEFFICIENTS = {"simd_bits": 2.0, "load_bits": 0.0, "control": 400.0}
+# (scripts/resource_check.py --fit): per bit of one member slot's memory words (the write data,
+# gated by the load stream's valid), per such bit selected among the resident slots (the read
+# data's slot mux, param_memory.mux_luts), per SIMD bit (the activation mask and the operand
+# registers' inputs), and the rest (FSM, job table, counters, addresses).
+LUT_COEFFICIENTS = coefficients("controller")
 CONTROL_FFS = 2 * COUNTER_BITS + 120
 
 
 def controller_features(plan: AcceleratorPlan) -> dict[str, float]:
-    return {"simd_bits": plan.config.simd, "load_bits": plan.load_width * plan.resident, "control": 1.0}
+    word_bits = plan.weight_width + plan.threshold_width + plan.affine_width
+    return {"memory_word_bits": word_bits, "slot_select_bits": word_bits * mux_luts(plan.resident),
+            "simd_bits": plan.config.simd, "control": 1.0}
 
 
 def controller_resources(plan: AcceleratorPlan) -> Resources:
     """The top module's own logic: the controller's state, job table, counters and addresses, the
-    activation mask and the PE array's operand registers, the load stream's fan-out."""
+    parameter memories' write data and the resident slots' read mux, the activation mask and the
+    PE array's operand registers."""
     simd = plan.config.simd
     operand_ffs = simd + simd.bit_length() + 5  # activations, valid, the pass's flags
     return Resources(lut=linear_cost(LUT_COEFFICIENTS, controller_features(plan)), ff=operand_ffs + CONTROL_FFS,

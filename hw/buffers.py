@@ -14,8 +14,8 @@ the top's logic and depend only on the row lengths, PE, SIMD and the code width,
 points share.
 
 Cycle model: none of its own (writes take the controller's load and output cycles). Resource model
-(``buffers_resources``): one flip-flop per buffer bit; per bit a write enable and data select; the
-read mux over words and planes, per bit read.
+(``buffers_resources``): one flip-flop per buffer bit; LUTs per buffer bit (write enable, data
+select, read mux) and per bit of the read port.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .plan import AcceleratorPlan
-from .resources import Resources, linear_cost
+from .resources import Resources, coefficients, linear_cost
 
 
 class RowBuffers(wiring.Component):
@@ -72,15 +72,15 @@ class RowBuffers(wiring.Component):
 
 # ---- the resource model ---------------------------------------------------------------------------
 # LUTs per structure count, fitted on Yosys' synth_xilinx of this block (scripts/resource_check.py
-# --fit): per buffer bit (its write enable and data select) and per input of the read mux (words x
-# planes of both buffers, per SIMD bit read).
-LUT_COEFFICIENTS = {"buffer_bits": 1.0, "read_mux_inputs": 0.6}
+# --fit): per buffer bit (its write enable, data select and share of the read mux) and per bit of
+# the read port (SIMD codes' bit planes).
+LUT_COEFFICIENTS = coefficients("buffers")
 
 
 def buffers_features(plan: AcceleratorPlan) -> dict[str, float]:
     cfg = plan.config
     codes = plan.input_buffer_codes + plan.chain_buffer_codes
-    return {"buffer_bits": codes * cfg.act_bits, "read_mux_inputs": cfg.simd * (codes // cfg.simd) * cfg.act_bits}
+    return {"buffer_bits": codes * cfg.act_bits, "read_bits": cfg.simd * cfg.act_bits}
 
 
 def buffers_resources(plan: AcceleratorPlan) -> Resources:

@@ -276,6 +276,16 @@ def cmd_dse(args) -> int:
     synthesized = sum(1 for r in result.rows if r["synthesized"])
     print(f"  {synthesized} point(s) synthesized, {len(result.rows) - synthesized} with the resource model only "
           f"(more than {sweep['synth_max_mbit']} Mbit of parameters on chip, or --no-synth)")
+    checked = [r for r in result.rows if r["synthesized"]]
+    if checked:
+        def errors(field):
+            return sorted(abs(r[f"model_{field}"] - r[f"synth_{field}"]) / max(r[f"synth_{field}"], 1) for r in checked)
+
+        lut, ff = errors("lut"), errors("ff")
+        exact = sum(1 for r in checked if (r["model_bram36"], r["model_bram18"]) == (r["synth_bram36"], r["synth_bram18"]))
+        print(f"  resource model against synthesis over the {len(checked)} synthesized point(s): LUT error median "
+              f"{100 * lut[len(lut) // 2]:.1f}%, worst {100 * lut[-1]:.1f}%; FF worst {100 * ff[-1]:.1f}%; "
+              f"block RAM exact in {exact} of {len(checked)}")
     best = max(result.rows, key=lambda r: r["sentences_per_s"] / max(luts(r), 1))
     print(f"  most sentences/s per LUT: {best['model']} PE {best['pe']} SIMD {best['simd']} resident "
           f"{best['resident']} {best['mapping']}: {best['sentences_per_s']:.1f} sentences/s, "
@@ -340,10 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help="sweep file (YAML) with any of the keys models, pe, simd, resident, act_bits, "
                                   "mapping, tokens, clock_mhz; options below override it")
     p.add_argument("--models", help="comma-separated: builtin, or <minilm|bert-base>:<1-1-4|1-1-1>:<members> "
-                                    "(default builtin,minilm:1-1-1:2,bert-base:1-1-4:2)")
-    p.add_argument("--pe", help="comma-separated PE values (default 8,16,32)")
+                                    "(default builtin,minilm:1-1-4:1,minilm:1-1-4:4,bert-base:1-1-4:2)")
+    p.add_argument("--pe", help="comma-separated PE values (default 8,16)")
     p.add_argument("--simd", help="comma-separated SIMD values (default 32,64,128)")
-    p.add_argument("--resident", help="comma-separated members resident on chip (default 1,2)")
+    p.add_argument("--resident", help="comma-separated members resident on chip (default 1,2,4)")
     p.add_argument("--act-bits", help="comma-separated activation widths (default: each model's own)")
     p.add_argument("--mapping", help="multiplexed, replicated or both, comma-separated (default both)")
     p.add_argument("--tokens", type=int, help="sentence length of the cycle figures (default 32)")
@@ -351,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "of results/timing.yaml, else 100 MHz)")
     p.add_argument("--no-synth", action="store_true", help="resource model only, no synthesis")
     p.add_argument("--synth-max-mbit", type=float, help="synthesize only designs with at most this much parameter "
-                                                         "memory on chip (default 40; BERT-base has 85 per member)")
+                                                         "memory on chip (default 80; a BERT-base member has 118)")
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): run the jobs on that cluster")
     p.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
     p.add_argument("--accuracy", default="results/bebert.md",

@@ -43,16 +43,16 @@ from .resources import RESOURCE_FIELDS, Resources
 TOP = "bebert_accelerator"
 MAPPINGS = ("multiplexed", "replicated")
 SWEEP_KEYS = ("models", "pe", "simd", "resident", "act_bits", "mapping", "tokens", "clock_mhz", "synth_max_mbit")
-DEFAULT_SWEEP = {  # 81 points: 3 models x 3 PE x 3 SIMD x (2 resident counts + replicated)
-    "models": ["builtin", "minilm:1-1-1:2", "bert-base:1-1-4:2"],
-    "pe": [8, 16, 32],
+DEFAULT_SWEEP = {  # 72 points: 4 models x 2 PE x 3 SIMD x the resident counts each model allows + replicated
+    "models": ["builtin", "minilm:1-1-4:1", "minilm:1-1-4:4", "bert-base:1-1-4:2"],
+    "pe": [8, 16],
     "simd": [32, 64, 128],
-    "resident": [1, 2],
+    "resident": [1, 2, 4],
     "act_bits": ["model"],  # "model": each model's widest codes
     "mapping": ["multiplexed", "replicated"],
     "tokens": 32,
     "clock_mhz": None,  # None: the clock measured by place and route (results/timing.yaml), else 100 MHz
-    "synth_max_mbit": 40,  # designs with more parameter memory on chip get the resource model only
+    "synth_max_mbit": 80,  # designs with more parameter memory on chip get the resource model only
 }
 
 
@@ -182,11 +182,24 @@ def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint
 
 # ---- Verilog, generated in parallel and kept ------------------------------------------------------------
 def source_digest() -> str:
-    """A digest of this package's hardware sources: generated Verilog is reused only while they
-    are unchanged."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
+    """A digest of what the Verilog is generated from: the RTL classes' source, the parameter
+    memory's Verilog, and the plan (shapes, widths, layout). The resource models beside the RTL and
+    their coefficients (calibration.yaml) are left out, so refitting them does not invalidate
+    generated designs."""
+    import inspect
+
+    from . import config, dims, gen, plan
+    from .accelerator import Accelerator
+    from .buffers import RowBuffers
+    from .ensemble_unit import EnsembleUnit, first_argmax
+    from .output_unit import OutputUnit
+    from .param_memory import VERILOG, ParamMemory, tile_geometry
+    from .pe_array import PEArray, adder_tree, popcount, product_popcount
+
+    digest = hashlib.sha256(VERILOG.encode())
+    for item in (Accelerator, RowBuffers, EnsembleUnit, first_argmax, OutputUnit, ParamMemory, tile_geometry, PEArray,
+                 adder_tree, popcount, product_popcount, gen.verilog, config, dims, plan):
+        digest.update(inspect.getsource(item).encode())
     return digest.hexdigest()[:16]
 
 
@@ -294,12 +307,13 @@ def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, 
         for _ in run_parallel(generate_verilog, missing, scheduler, workers, desc="verilog"):
             pass
         designs = [design_jobs(verilog_path(points[i], digest).read_text(), TOP) for i in chosen]
-        results = synthesize_designs(designs, scheduler, workers)
+        stats: dict = {}
+        results = synthesize_designs(designs, scheduler, workers, stats)
+        synthesis_seconds = stats["seconds"]
         for row, point, result in zip([rows[i] for i in chosen], [points[i] for i in chosen], results):
             total = result.total * point.copies
             row.update({f"synth_{f}": round(getattr(total, f)) for f in RESOURCE_FIELDS})
             row.update({f"synth_{name}_lut": round(res.lut * point.copies) for name, res in result.blocks.items()})
-            synthesis_seconds += result.seconds
     return SweepResult(rows, skipped or [], time.perf_counter() - started, synthesis_seconds, bool(chosen))
 
 

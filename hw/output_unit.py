@@ -21,7 +21,7 @@ from bebert.sim.fixed import MULT_BITS
 
 from .pe_array import popcount
 from .plan import SHIFT_BITS, AcceleratorPlan
-from .resources import Resources, ceil_div, linear_cost
+from .resources import Resources, ceil_div, coefficients, linear_cost
 
 
 class OutputUnit(wiring.Component):
@@ -78,7 +78,7 @@ class OutputUnit(wiring.Component):
 # LUTs per structure count, fitted on Yosys' synth_xilinx of this block (scripts/resource_check.py
 # --fit): per threshold bit compared (levels x 2 per lane), per product bit of a lane (the
 # round-shift by a variable amount and the bias add), per value bit of a lane (the result select).
-LUT_COEFFICIENTS = {"compare_bits": 1.0, "product_bits": 4.0, "value_bits": 1.0}
+LUT_COEFFICIENTS = coefficients("output_unit")
 DSP_A_BITS, DSP_B_BITS = 25, 18  # a DSP48E1 multiplies 25 x 18 bits (signed)
 
 

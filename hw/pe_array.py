@@ -28,7 +28,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .resources import Resources, ceil_div, linear_cost
+from .resources import Resources, ceil_div, coefficients, linear_cost
 
 LEAF_BITS = 6  # a 6-input LUT counts 6 free bits: the leaves of a plain popcount
 MODES = ("and", "xnor")
@@ -147,7 +147,7 @@ def fold_cycles(in_folds: int, planes: int) -> int:
 # --fit): per input bit of a lane (product, leaf and adder tree), per accumulator bit of a lane
 # (the subtractor and the add with its clear/double select), per input bit of a lane whose
 # product selects AND or XOR, and per input bit of the shared popcount.
-LUT_COEFFICIENTS = {"lane_input_bits": 1.3, "lane_acc_bits": 2.0, "lane_select_bits": 1.0, "shared_bits": 1.0}
+LUT_COEFFICIENTS = coefficients("pe_array")
 
 
 def pe_array_features(pe: int, simd: int, acc_bits: int, modes: tuple[str, ...]) -> dict[str, float]:

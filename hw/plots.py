@@ -75,9 +75,12 @@ def plot_pareto(rows: list[dict], out: Path) -> list[Path]:
                 if not mine:
                     continue
                 xs, ys = [_lut(r) for r in mine], [float(r[metric]) for r in mine]
-                faces = [color if _synthesized(r) else "none" for r in mine]
-                ax.scatter(xs, ys, marker=marker, facecolors=faces, edgecolors=color, alpha=0.8,
-                           label=f"{model}, {mapping}")
+                for synthesized in (True, False):
+                    part = [(x, y) for x, y, r in zip(xs, ys, mine) if _synthesized(r) == synthesized]
+                    if part:
+                        ax.scatter([p[0] for p in part], [p[1] for p in part], marker=marker, alpha=0.8,
+                                   facecolors=color if synthesized else "none", edgecolors=color,
+                                   label=f"{model}, {mapping}" + ("" if synthesized else " (model)"))
                 front = pareto_front(list(zip(xs, ys)))
                 ax.plot([p[0] for p in front], [p[1] for p in front], "--", color=color, linewidth=1)
         ax.set_xscale("log")

@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+
+import yaml
 
 RESOURCE_FIELDS = ("lut", "ff", "lutram", "bram36", "bram18", "dsp", "carry")
 
@@ -87,6 +91,16 @@ def total(parts: dict[str, Resources]) -> Resources:
 
 
 assert tuple(f.name for f in fields(Resources)) == RESOURCE_FIELDS
+
+
+CALIBRATION = Path(__file__).with_name("calibration.yaml")
+
+
+@cache
+def coefficients(block: str) -> dict[str, float]:
+    """A block's fitted LUT coefficients (hw/calibration.yaml, written by scripts/resource_check.py
+    --fit --write from synthesis of this RTL)."""
+    return dict(yaml.safe_load(CALIBRATION.read_text())["lut_coefficients"][block])
 
 
 def linear_cost(coefficients: dict[str, float], features: dict[str, float]) -> float:

@@ -221,10 +221,11 @@ def collect(design: DesignJobs, results: dict[str, dict], fresh: set[str] = froz
     return SynthesisResult(blocks, seconds)
 
 
-def synthesize(designs: list[DesignJobs], scheduler: str | None = None, workers: int | None = None
-               ) -> list[SynthesisResult]:
+def synthesize(designs: list[DesignJobs], scheduler: str | None = None, workers: int | None = None,
+               stats: dict | None = None) -> list[SynthesisResult]:
     """Synthesize every distinct job of the designs not yet in the cache, in parallel (parallel.py),
-    storing each result as it finishes; then each design's resources by block."""
+    storing each result as it finishes; then each design's resources by block. ``stats``, if
+    given, receives the number of distinct jobs, how many ran, and their Yosys seconds."""
     from .parallel import run_parallel
 
     results: dict[str, dict] = {}
@@ -240,4 +241,6 @@ def synthesize(designs: list[DesignJobs], scheduler: str | None = None, workers:
     for job, result in run_parallel(run_job, missing.values(), scheduler, workers, desc="synthesis"):
         store(job, result)
         results[job.key] = result
+    if stats is not None:
+        stats.update(jobs=len(results), ran=len(missing), seconds=sum(results[k]["seconds"] for k in missing))
     return [collect(design, results, set(missing)) for design in designs]

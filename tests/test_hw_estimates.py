@@ -5,6 +5,7 @@ synthesis against the model, a sweep on a Dask LocalCluster, and `bebert-hw dse`
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 
@@ -152,8 +153,9 @@ def test_synthesis_on_a_dask_local_cluster(cache):
 
 
 def test_unreachable_scheduler_is_one_sentence(tmp_path):
+    env = {**os.environ, "BEBERT_HW_CACHE": str(tmp_path / "cache")}  # nothing cached: jobs go to the scheduler
     done = hw("dse", "--models", "builtin", "--pe", "16", "--simd", "32", "--resident", "2", "--mapping",
-              "multiplexed", "--scheduler", "tcp://127.0.0.1:9", "--accuracy", "", "--out", tmp_path / "d")
+              "multiplexed", "--scheduler", "tcp://127.0.0.1:9", "--accuracy", "", "--out", tmp_path / "d", env=env)
     assert done.returncode == 2, done.stderr
     assert "Dask scheduler" in done.stderr and "Traceback" not in done.stderr
 
