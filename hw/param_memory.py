@@ -126,25 +126,6 @@ def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
     return d, w, not small
 
 
-MUX_LUTS_PER_INPUT = 0.6  # Yosys' n:1 row mux: 2 LUTs per bit at 5:1, 12.5 at 21:1 (synth_xilinx, measured)
-
-
-def mux_luts(inputs: int) -> int:
-    """LUTs of an n:1 multiplexer of one bit as synthesis maps it: one LUT6 up to 4:1 (a LUT6 is a
-    4:1 mux), then about 0.6 LUT per further input."""
-    return 0 if inputs <= 1 else 1 if inputs <= 4 else round(MUX_LUTS_PER_INPUT * (inputs - 1))
-
-
-def memory_resources(depth: int, width: int) -> Resources:
-    """Resources of one parameter memory of depth x width (module doc)."""
-    d, w, big = tile_geometry(depth, width)
-    rows, cols = ceil_div(depth, d), ceil_div(width, w)
-    row_bits = max(1, (rows - 1).bit_length())
-    tiles = rows * cols
-    return Resources(lut=width * mux_luts(rows) + (rows if rows > 1 else 0), ff=row_bits if rows > 1 else 0,
-                     bram36=tiles if big else 0, bram18=0 if big else tiles)
-
-
 def address_bits(depth: int) -> int:
     return max(1, (max(depth, 1) - 1).bit_length())
 
@@ -172,3 +153,23 @@ class ParamMemory(wiring.Component):
             i_we=self.we, i_waddr=self.waddr, i_wdata=self.wdata,
         )
         return m
+
+
+# ---- the resource model ---------------------------------------------------------------------------
+MUX_LUTS_PER_INPUT = 0.6  # Yosys' n:1 row mux: 2 LUTs per bit at 5:1, 12.5 at 21:1 (synth_xilinx, measured)
+
+
+def mux_luts(inputs: int) -> int:
+    """LUTs of an n:1 multiplexer of one bit as synthesis maps it: one LUT6 up to 4:1 (a LUT6 is a
+    4:1 mux), then about 0.6 LUT per further input."""
+    return 0 if inputs <= 1 else 1 if inputs <= 4 else round(MUX_LUTS_PER_INPUT * (inputs - 1))
+
+
+def memory_resources(depth: int, width: int) -> Resources:
+    """Resources of one parameter memory of depth x width (module doc)."""
+    d, w, big = tile_geometry(depth, width)
+    rows, cols = ceil_div(depth, d), ceil_div(width, w)
+    row_bits = max(1, (rows - 1).bit_length())
+    tiles = rows * cols
+    return Resources(lut=width * mux_luts(rows) + (rows if rows > 1 else 0), ff=row_bits if rows > 1 else 0,
+                     bram36=tiles if big else 0, bram18=0 if big else tiles)
