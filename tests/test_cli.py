@@ -127,7 +127,7 @@ def test_bebert_hw_help():
     proc = subprocess.run([sys.executable, "-m", "bebert.hw.cli", "--help"], env=ENV, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "usage: bebert-hw" in proc.stdout and "{sim,counts,gen,cosim}" in proc.stdout
+    assert "usage: bebert-hw" in proc.stdout and "{sim,counts,gen,cosim,dse}" in proc.stdout
     bare = subprocess.run([sys.executable, "-m", "bebert.hw.cli"], env=ENV, capture_output=True, text=True, timeout=60)
     assert bare.returncode == 2 and "usage: bebert-hw" in bare.stderr and "Traceback" not in bare.stderr
 
