@@ -38,7 +38,7 @@ from .accelerator import run_cycles
 from .config import ConfigError, HardwareConfig
 from .dims import MODELS, SETTINGS, shape_from_dims
 from .plan import AcceleratorPlan, ModelShape
-from .resources import RESOURCE_FIELDS, Resources
+from .resources import RESOURCE_FIELDS, total
 
 TOP = "bebert_accelerator"
 MAPPINGS = ("multiplexed", "replicated")
@@ -237,7 +237,7 @@ def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
     latency_s = cycles.total / (clock_mhz * 1e6)
     macs = binary_macs(plan, tokens) * (members if point.mapping == "replicated" else 1)
     blocks = {name: res * point.copies for name, res in accelerator_resources(plan).items()}
-    model = sum(blocks.values(), Resources())
+    model = total(blocks)
     by_kind = {"qkv": 0, "attention_output": 0, "ffn": 0, "head": 0}
     for step, count in cycles.by_step.items():
         by_kind[step.split(".")[-1]] += count

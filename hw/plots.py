@@ -115,37 +115,36 @@ def plot_accuracy_latency(latencies: list[dict], accuracy: dict[int, float], tok
     return _save(fig, out, "accuracy_latency")
 
 
-def plot_resources_by_block(rows: list[dict], out: Path) -> list[Path]:
+def _stacked_bars(rows: list[dict], series: list[tuple[str, list[float]]], ylabel: str, title: str, out: Path,
+                  name: str, log: bool = False) -> list[Path]:
+    """One bar per design point, stacked from ``series`` (label, one value per row)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows)), 4.8))
     bottom = [0.0] * len(rows)
-    for block in BLOCKS:
-        values = [_lut(r, block) for r in rows]
-        ax.bar(range(len(rows)), values, bottom=bottom, label=block)
+    for label, values in series:
+        ax.bar(range(len(rows)), values, bottom=bottom, label=label)
         bottom = [b + v for b, v in zip(bottom, values)]
     ax.set_xticks(range(len(rows)), [f"{'' if _synthesized(r) else '(model) '}{r['model']} {_label(r)}" for r in rows],
                   rotation=90, fontsize=6)
-    ax.set_ylabel("LUTs (synthesized; '(model)': resource model)")
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
-    ax.set_title("LUTs by block")
-    return _save(fig, out, "resources_by_block")
+    ax.set_title(title)
+    return _save(fig, out, name)
+
+
+def plot_resources_by_block(rows: list[dict], out: Path) -> list[Path]:
+    series = [(block, [_lut(r, block) for r in rows]) for block in BLOCKS]
+    return _stacked_bars(rows, series, "LUTs (synthesized; '(model)': resource model)", "LUTs by block", out,
+                         "resources_by_block")
 
 
 def plot_cycles_by_layer(rows: list[dict], out: Path) -> list[Path]:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows)), 4.8))
-    bottom = [0.0] * len(rows)
-    for kind in LAYER_KINDS + ("parameter_load",):
-        key = "parameter_load_cycles" if kind == "parameter_load" else f"cycles_{kind}"
-        values = [float(r[key]) for r in rows]
-        ax.bar(range(len(rows)), values, bottom=bottom, label=kind)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    ax.set_xticks(range(len(rows)), [f"{r['model']} {_label(r)}" for r in rows], rotation=90, fontsize=6)
-    ax.set_yscale("log")
-    ax.set_ylabel(f"cycles per {rows[0]['tokens']}-token sentence")
-    ax.legend(fontsize=7)
-    ax.set_title("Cycles by layer type (cycle model)")
-    return _save(fig, out, "cycles_by_layer")
+    series = [(kind, [float(r[f"cycles_{kind}"]) for r in rows]) for kind in LAYER_KINDS]
+    series.append(("parameter_load", [float(r["parameter_load_cycles"]) for r in rows]))
+    return _stacked_bars(rows, series, f"cycles per {rows[0]['tokens']}-token sentence",
+                         "Cycles by layer type (cycle model)", out, "cycles_by_layer", log=True)
 
 
 def plot_weights_on_chip(rows: list[dict], out: Path) -> list[Path]:

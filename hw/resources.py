@@ -69,12 +69,6 @@ class Resources:
     def bram36_equivalent(self) -> float:
         return self.bram36 + self.bram18 / 2
 
-    def rounded(self) -> "Resources":
-        return Resources(*(round(getattr(self, f)) for f in RESOURCE_FIELDS))
-
-    def as_dict(self) -> dict:
-        return {f: getattr(self, f) for f in RESOURCE_FIELDS}
-
     @classmethod
     def from_cells(cls, cells: dict[str, int]) -> "Resources":
         """Resources of a synthesized netlist from Yosys' cell counts by type (``stat -json``)."""
@@ -111,10 +105,6 @@ def linear_cost(coefficients: dict[str, float], features: dict[str, float]) -> f
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def log2_ceil(n: int) -> int:
-    return max(0, math.ceil(math.log2(max(n, 1))))
 
 
 def finn_r_mvau_luts(pe: int, simd: int, weight_bits: int, act_bits: int, mw: int, out_bits: int,

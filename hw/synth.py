@@ -40,7 +40,7 @@ from bebert.errors import BebertError
 
 from .param_memory import MODULE_NAME as MEMORY_MODULE
 from .param_memory import VERILOG as MEMORY_VERILOG
-from .resources import Resources
+from .resources import Resources, total
 
 FAMILY = "xc7"  # 7-series: LUT6, RAMB36E1/RAMB18E1, DSP48E1
 SCRIPT = """\
@@ -210,7 +210,7 @@ class SynthesisResult:
 
     @property
     def total(self) -> Resources:
-        return sum(self.blocks.values(), Resources())
+        return total(self.blocks)
 
 
 def collect(design: DesignJobs, results: dict[str, dict], fresh: set[str] = frozenset()) -> SynthesisResult:
