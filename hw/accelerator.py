@@ -125,7 +125,7 @@ class Accelerator(wiring.Component):
         load_count = Signal(range(total_words + 1))
 
         # ---- datapath blocks --------------------------------------------------------------------
-        m.submodules.pe_array = pe_array = PEArray(pe, simd, plan.acc_bits, plan.product_modes)
+        m.submodules.pe_array = pe_array = PEArray(pe, simd, plan.acc_bits, plan.product_modes, bits)
         m.submodules.output_unit = out_unit = OutputUnit(plan)
         m.submodules.ensemble_unit = ens = EnsembleUnit(plan.labels, plan.value_bits, plan.score_bits, plan.combine)
         depths = {name: words for name, (words, _) in plan.memory_shapes.items()}
@@ -163,12 +163,12 @@ class Accelerator(wiring.Component):
         issue = Signal()
         m.d.sync += [pe_array.enable.eq(issue)]
         operands = {name: Signal.like(getattr(pe_array, name), name=f"issued_{name}", reset_less=True)
-                    for name in ("activations", "clear", "double", "negative", "xnor_mode", "valid")}
+                    for name in ("activations", "clear", "plane", "negative", "xnor_mode", "valid")}
         with m.If(issue):
             m.d.sync += [
                 operands["activations"].eq(activations),
                 operands["clear"].eq((in_fold == 0) & (plane == 0)),
-                operands["double"].eq((in_fold == 0) & (plane != 0)),
+                operands["plane"].eq(bit_plane),
                 operands["negative"].eq(t_xnor | (t_signed & (plane == 0))),  # XNOR, or the sign plane
                 operands["xnor_mode"].eq(t_xnor),
                 operands["valid"].eq(Mux(remaining >= simd, simd, remaining)),

@@ -5,8 +5,10 @@ folder is never left: everything goes to a temporary sibling that is renamed at 
 
 * ``bebert_accelerator.v``: the Amaranth design (top module ``bebert_accelerator``);
 * ``bebert_param_memory.v``: the parameter memory module it instantiates (param_memory.py);
+* ``bebert_lut6.v``: the one-LUT module of the PE array's compressor trees (compressor.py);
 * ``lint_waivers.vlt``: the Verilator waivers for Amaranth's output style, each with its reason
-  (``verilator --lint-only -Wall lint_waivers.vlt bebert_param_memory.v bebert_accelerator.v``);
+  (``verilator --lint-only -Wall lint_waivers.vlt bebert_param_memory.v bebert_lut6.v
+  bebert_accelerator.v``);
 * ``member<S>_{weights,thresholds,affine}.hex``: $readmemh images of resident member slot S,
   read by the Verilog from the simulator's or synthesis tool's working folder;
 * ``report.yaml``: the parameters, every width, memory sizes, and cycles per step and per
@@ -26,6 +28,8 @@ import yaml
 from bebert.errors import BebertError
 
 from .accelerator import Accelerator, image_name, run_cycles, step_cycles
+from .compressor import MODULE_NAME as LUT_MODULE
+from .compressor import VERILOG as LUT_VERILOG
 from .config import HardwareConfig
 from .images import MEMORIES, member_images
 from .param_memory import MODULE_NAME as PARAM_MEMORY_MODULE
@@ -35,6 +39,9 @@ from .plan import AcceleratorPlan, model_act_bits, plan_for
 TOP = "bebert_accelerator"
 VERILOG_FILE = f"{TOP}.v"
 MEMORY_FILE = f"{PARAM_MEMORY_MODULE}.v"
+LUT_FILE = f"{LUT_MODULE}.v"
+# the hand-written modules the Amaranth design instantiates, by file
+LIBRARY = {MEMORY_FILE: PARAM_MEMORY_VERILOG.lstrip(), LUT_FILE: LUT_VERILOG.lstrip()}
 LINT_WAIVERS_FILE = "lint_waivers.vlt"
 LINT_WAIVERS = Path(__file__).with_name(LINT_WAIVERS_FILE)
 REPORT_FILE = "report.yaml"
@@ -42,7 +49,7 @@ REPORT_TOKENS = 32  # sentence length the report's per-inference cycles assume
 
 
 def verilog(plan: AcceleratorPlan) -> str:
-    """The Amaranth design's Verilog (it instantiates the parameter memory module of MEMORY_FILE)."""
+    """The Amaranth design's Verilog (it instantiates the modules of LIBRARY)."""
     from amaranth.back import verilog as amaranth_verilog
 
     return amaranth_verilog.convert(Accelerator(plan), name=TOP, emit_src=False)
@@ -50,7 +57,7 @@ def verilog(plan: AcceleratorPlan) -> str:
 
 def verilog_sources(folder: Path) -> list[Path]:
     """The Verilog files of a generated folder, in the order tools read them."""
-    return [Path(folder) / MEMORY_FILE, Path(folder) / VERILOG_FILE]
+    return [Path(folder) / name for name in LIBRARY] + [Path(folder) / VERILOG_FILE]
 
 
 def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
@@ -92,7 +99,8 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (staging / VERILOG_FILE).write_text(verilog(plan))
-        (staging / MEMORY_FILE).write_text(PARAM_MEMORY_VERILOG.lstrip())
+        for name, text in LIBRARY.items():
+            (staging / name).write_text(text)
         shutil.copyfile(LINT_WAIVERS, staging / LINT_WAIVERS_FILE)
         for s in range(plan.resident):
             images = member_images(plan, s)

@@ -4,17 +4,21 @@ Each cycle every lane p meets the same SIMD activation bits x with its own SIMD 
 counts c = popcount(x AND w_p) (one bit plane of b-bit codes, 1-1-4) or popcount(x XOR w_p)
 (bipolar codes, XNOR mode, 1-1-1). With B the pass's base, the pass contributes
 
-* AND mode: 2c - B with B = popcount(x), the number of +1 activations (weights are +-1: each
-  set activation bit adds w), subtracted for the sign plane of two's complement codes;
+* AND mode: (2c - B) 2^j for bit plane j, with B = popcount(x), the number of set activation bits
+  (weights are +-1: each set activation bit adds w), negated for the sign plane of two's
+  complement codes;
 * XNOR mode: B - 2c with B = ``valid``, the real inputs of this fold (padding bits are 0 in both
   operands and never differ), so the folds sum to K - 2 popcount(a XOR w) = sum_k a_k w_k.
 
-Bit planes run most significant first (the controller's loop: planes outer, folds inner), so the
-plane weight 2^j is never a shifter: the first pass of each later plane doubles the accumulator
-(Horner's rule), ``clear`` starts an output fold from zero. B is chosen once for all lanes; each
-lane has one popcount, one subtractor and its accumulator's add. A lane's popcount only has the
-logic of the modes the model uses (``modes``): one product per bit, AND or XOR, fused into
-3-pair leaves (six inputs, a LUT6 per output bit), or an AND/XOR select where a model mixes them.
+So each lane accumulates (2c - B) times a weight +-2^j that all lanes share (``plane`` j,
+``negative``), and ``clear`` starts an output fold from zero: a pre-add, a multiply and an
+accumulate, the shape of one DSP48 slice (its pre-adder, multiplier and P register), where the
+accumulator costs no LUTs. The accumulator is acc_bits wide: partial sums may wrap, the
+arithmetic is modulo 2^acc_bits, and the finished fold fits.
+
+The popcounts are compressor trees of one-LUT counters (compressor.py): a lane's leaves take three
+products (AND or XOR, fused into the six-input LUT), or two and the mode bit where a model uses
+both modes (``modes``); B = popcount(x) is one plain-bit compressor all lanes share.
 
 Inputs are registered by the controller; the accumulators update at the clock edge.
 
@@ -28,6 +32,7 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .compressor import compressor_popcount, compressor_shape
 from .resources import Resources, ceil_div, coefficients, linear_cost
 
 LEAF_BITS = 6  # a 6-input LUT counts 6 free bits: the leaves of a plain popcount
@@ -42,8 +47,8 @@ def adder_tree(terms: list) -> object:
 
 
 def popcount(m: Module, bits, name: str) -> Signal:
-    """Number of set bits of a value: 6-bit groups summed bit by bit (a 6-input cone that synthesis
-    maps to three LUT6s), then a balanced adder tree over the group counts.
+    """Number of set bits of a small value (the output unit's threshold hits): 6-bit groups summed
+    bit by bit (a 6-input cone), then a balanced adder tree over the group counts.
 
     The input goes through a signal first: Amaranth re-emits an expression at every use."""
     source = Signal(len(bits), name=f"{name}_bits")
@@ -59,80 +64,62 @@ def popcount(m: Module, bits, name: str) -> Signal:
     return count
 
 
-def product_popcount(m: Module, x, w, modes: tuple[str, ...], xnor_mode, name: str) -> Signal:
-    """popcount(x AND w) or popcount(x XOR w): the products computed inside the leaves, three bit
-    pairs to a leaf (six inputs), two pairs where the mode select is a seventh input."""
-    width = len(x)
-    pairs = 3 if len(modes) == 1 else 2
-    count = Signal(range(width + 1), name=name)
-    terms = []
-    for start in range(0, width, pairs):
-        group = range(start, min(start + pairs, width))
-        if modes == ("and",):
-            products = [x[i] & w[i] for i in group]
-        elif modes == ("xnor",):
-            products = [x[i] ^ w[i] for i in group]
-        else:
-            products = [Mux(xnor_mode, x[i] ^ w[i], x[i] & w[i]) for i in group]
-        leaf = Signal(range(len(group) + 1), name=f"{name}_leaf{start // pairs}")
-        m.d.comb += leaf.eq(sum(products))
-        terms.append(leaf)
-    m.d.comb += count.eq(adder_tree(terms))
-    return count
+def lane_kind(modes: tuple[str, ...]) -> str:
+    """The compressor leaves of a lane: one product kind, or a select between the two."""
+    return modes[0] if len(modes) == 1 else "select"
 
 
 class PEArray(wiring.Component):
     """PE lanes of SIMD-bit popcounts with ``acc_bits``-wide accumulators, for the product ``modes``
-    ("and", "xnor" or both) a model uses.
+    ("and", "xnor" or both) a model uses and codes of up to ``planes`` bit planes.
 
     Ports: ``activations`` (SIMD bits, one bit plane or bipolar bits), ``weights`` (PE x SIMD bits,
     lane p at [p*SIMD, (p+1)*SIMD)), ``xnor_mode`` (with both modes: this pass is XNOR), ``valid``
-    (real inputs of this fold), ``negative`` (subtract this pass: XNOR passes and the sign plane),
-    ``clear`` (start an output fold), ``double`` (first pass of a later plane), ``enable``
-    (accumulate this cycle); ``accumulators`` (PE signed values).
+    (real inputs of this fold), ``plane`` (the pass's bit plane j: weight 2^j), ``negative``
+    (subtract this pass: XNOR passes and the sign plane), ``clear`` (start an output fold),
+    ``enable`` (accumulate this cycle); ``accumulators`` (PE signed values).
     """
 
-    def __init__(self, pe: int, simd: int, acc_bits: int, modes: tuple[str, ...] = MODES):
-        for name, value in (("PE", pe), ("SIMD", simd), ("accumulator width", acc_bits)):
+    def __init__(self, pe: int, simd: int, acc_bits: int, modes: tuple[str, ...] = MODES, planes: int = 1):
+        for name, value in (("PE", pe), ("SIMD", simd), ("accumulator width", acc_bits), ("planes", planes)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         modes = tuple(mode for mode in MODES if mode in modes)
         if not modes:
             raise ValueError(f"the PE array needs at least one product mode of {MODES}")
-        self.pe, self.simd, self.acc_bits, self.modes = pe, simd, acc_bits, modes
+        self.pe, self.simd, self.acc_bits, self.modes, self.planes = pe, simd, acc_bits, modes, planes
         super().__init__({
             "activations": In(simd),
             "weights": In(pe * simd),
             "xnor_mode": In(1),
             "valid": In(range(simd + 1)),
+            "plane": In(range(max(planes, 2))),  # one bit at least: a port on every array
             "negative": In(1),
             "clear": In(1),
-            "double": In(1),
             "enable": In(1),
-            "accumulators": Out(data.ArrayLayout(signed(acc_bits), pe)),
+            "accumulators": Out(data.ArrayLayout(signed(self.acc_bits), pe)),
         })
 
     def elaborate(self, platform):
         m = Module()
         x = self.activations
-        count_bits = self.simd.bit_length() + 2
         base = Signal(range(self.simd + 1), name="base")  # B: shared by every lane
         if self.modes == ("xnor",):
             m.d.comb += base.eq(self.valid)
-        elif self.modes == ("and",):
-            m.d.comb += base.eq(popcount(m, x, "ones_x"))
         else:
-            m.d.comb += base.eq(Mux(self.xnor_mode, self.valid, popcount(m, x, "ones_x")))
+            ones = compressor_popcount(m, [x[i] for i in range(self.simd)], "bits", "ones_x")
+            m.d.comb += base.eq(ones if self.modes == ("and",) else Mux(self.xnor_mode, self.valid, ones))
+        weight = Signal(signed(max(self.planes, 2) + 1), name="weight")  # +-2^j, shared by every lane
+        m.d.comb += weight.eq(Mux(self.negative, -(1 << self.plane), 1 << self.plane))
+        kind = lane_kind(self.modes)
         for p in range(self.pe):
             w = self.weights[p * self.simd:(p + 1) * self.simd]
-            count = product_popcount(m, x, w, self.modes, self.xnor_mode, f"count{p}")
-            diff = Signal(signed(count_bits), name=f"diff{p}")
-            m.d.comb += diff.eq((count << 1) - base)
+            count = compressor_popcount(m, [(x[i], w[i]) for i in range(self.simd)], kind, f"count{p}",
+                                        mode=self.xnor_mode)
             # The accumulator needs no reset: every fold starts with ``clear``.
             acc = Signal(signed(self.acc_bits), name=f"acc{p}", reset_less=True)
-            start = Mux(self.clear, 0, Mux(self.double, acc << 1, acc))
             with m.If(self.enable):
-                m.d.sync += acc.eq(start + Mux(self.negative, -diff, diff))
+                m.d.sync += acc.eq(Mux(self.clear, 0, acc) + ((count << 1) - base) * weight)
             m.d.comb += self.accumulators[p].eq(acc)
         return m
 
@@ -143,21 +130,28 @@ def fold_cycles(in_folds: int, planes: int) -> int:
 
 
 # ---- the resource model ---------------------------------------------------------------------------
-# LUTs per structure count, fitted on Yosys' synth_xilinx of this block (scripts/resource_check.py
-# --fit): per input bit of a lane (product, leaf and adder tree), per accumulator bit of a lane
-# (the subtractor and the add with its clear/double select), per input bit of a lane whose
-# product selects AND or XOR, and per input bit of the shared popcount.
+# The compressors' LUT cells are counted from the same builder as the RTL (exact). Fitted on Yosys'
+# synth_xilinx of this block (scripts/resource_check.py --fit), LUTs per bit position of the
+# carry-chain adders that sum a compressor's final rows, and per lane (what else a lane's
+# pre-adder, multiply and accumulate leave outside the DSP slice).
 LUT_COEFFICIENTS = coefficients("pe_array")
 
 
 def pe_array_features(pe: int, simd: int, acc_bits: int, modes: tuple[str, ...]) -> dict[str, float]:
-    return {"lane_input_bits": pe * simd, "lane_acc_bits": pe * acc_bits,
-            "lane_select_bits": pe * simd if len(modes) > 1 else 0,
-            "shared_bits": simd if "and" in modes else 0}
+    lane = compressor_shape(simd, lane_kind(modes))
+    shared = compressor_shape(simd, "bits") if "and" in modes else None
+    return {"adder_bits": pe * lane.adder_bits + (shared.adder_bits if shared else 0), "lanes": pe}
+
+
+def pe_array_cells(pe: int, simd: int, modes: tuple[str, ...]) -> int:
+    """The compressor LUT cells: PE lanes' trees and the shared popcount of the activations."""
+    shared = compressor_shape(simd, "bits").cells if "and" in modes else 0
+    return pe * compressor_shape(simd, lane_kind(modes)).cells + shared
 
 
 def pe_array_resources(pe: int, simd: int, acc_bits: int, modes: tuple[str, ...] = ("and",)) -> Resources:
-    """Resources of the PE array: per lane a SIMD-bit popcount and an accumulator register; one
-    shared popcount of the activations (FINN-R's form: a cost per lane times PE, plus shared logic)."""
-    lut = linear_cost(LUT_COEFFICIENTS, pe_array_features(pe, simd, acc_bits, modes))
-    return Resources(lut=lut, ff=pe * acc_bits, carry=pe * ceil_div(acc_bits, 4))
+    """Resources of the PE array: per lane a compressor tree and one DSP48 slice (pre-add, multiply,
+    accumulate in its P register), and the shared popcount of the activations."""
+    lut = pe_array_cells(pe, simd, modes) + linear_cost(LUT_COEFFICIENTS, pe_array_features(pe, simd, acc_bits, modes))
+    lane = compressor_shape(simd, lane_kind(modes))
+    return Resources(lut=lut, dsp=pe, carry=pe * max(lane.rows - 1, 0) * ceil_div(lane.columns, 4))

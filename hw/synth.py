@@ -38,6 +38,8 @@ from pathlib import Path
 
 from bebert.errors import BebertError
 
+from .compressor import MODULE_NAME as LUT_MODULE
+from .compressor import VERILOG as LUT_VERILOG
 from .param_memory import MODULE_NAME as MEMORY_MODULE
 from .param_memory import VERILOG as MEMORY_VERILOG
 from .resources import Resources, total
@@ -126,10 +128,8 @@ def run_job(job: SynthJob) -> dict:
             tail = " | ".join(line.strip() for line in log.strip().splitlines()[-3:])
             raise SynthesisError(f"Yosys failed on {job.top}: {tail}")
         stat = json.loads((work / "stat.json").read_text())
-    module = stat["modules"].get(job.top) or stat["modules"].get("\\" + _yosys_name(job.top))
-    if module is None:  # one module in the report: the top
-        module = next(iter(stat["modules"].values()))
-    return {"top": job.top, "cells": module["num_cells_by_type"], "seconds": time.perf_counter() - started,
+    # the totals over the job's hierarchy: its own cells and those of the one-LUT modules it keeps
+    return {"top": job.top, "cells": stat["design"]["num_cells_by_type"], "seconds": time.perf_counter() - started,
             "yosys": yosys_version()}
 
 
@@ -194,6 +194,8 @@ def design_jobs(verilog: str, top: str) -> DesignJobs:
         if memory_calls:
             continue
         children = [other for other in modules if other != name and re.search(rf"{re.escape(other)}\s+\w+\s*\(", text)]
+        if re.search(rf"\b{LUT_MODULE}\s*#", text):  # compressor LUTs: synthesized in the job, one LUT each
+            text += LUT_VERILOG
         job = SynthJob(name, text, "".join(modules[c] for c in children))
         out.jobs[job.key] = job
         out.blocks.append((block, job.key))

@@ -29,9 +29,7 @@ import yaml
 
 from bebert.hw.config import HardwareConfig
 from bebert.hw.dims import shape_from_dims
-from bebert.hw.gen import TOP, verilog
-from bebert.hw.param_memory import MODULE_NAME as MEMORY_MODULE
-from bebert.hw.param_memory import VERILOG as MEMORY_VERILOG
+from bebert.hw.gen import LIBRARY, TOP, verilog
 from bebert.hw.plan import AcceleratorPlan
 from bebert.hw.timing import DoesNotFit, place_and_route
 
@@ -58,15 +56,15 @@ def main(argv=None) -> int:
         setting, pe, simd, bits = CONFIGS[name]
         plan = AcceleratorPlan(HardwareConfig(pe, simd, None, bits), shape_from_dims("timing", TIMING_DIMS, setting, 1))
         text = verilog(plan)
-        digest = hashlib.sha256((text + MEMORY_VERILOG).encode()).hexdigest()
+        digest = hashlib.sha256((text + "".join(LIBRARY.values())).encode()).hexdigest()
         if recorded.get(name, {}).get("verilog_sha256") == digest:
             print(f"{name}: unchanged Verilog, recorded fmax {recorded[name].get('fmax_mhz')} MHz")
             continue
         work = Path(args.work) / name
         work.mkdir(parents=True, exist_ok=True)
-        sources = [work / f"{MEMORY_MODULE}.v", work / f"{TOP}.v"]
-        sources[0].write_text(MEMORY_VERILOG)
-        sources[1].write_text(text)
+        sources = [work / name for name in LIBRARY] + [work / f"{TOP}.v"]
+        for source, source_text in zip(sources, [*LIBRARY.values(), text]):
+            source.write_text(source_text)
         entry = {"name": name, "setting": setting, "pe": pe, "simd": simd, "act_bits": bits,
                  "model": f"1 layer, hidden {TIMING_DIMS['hidden_size']}, FFN {TIMING_DIMS['intermediate_size']}",
                  "verilog_sha256": digest, "target_mhz": args.target_mhz}

@@ -15,6 +15,7 @@ from bebert.hw.config import HardwareConfig
 from bebert.hw.dims import MINILM_L6, shape_from_dims
 from bebert.hw.gen import TOP, verilog
 from bebert.hw.param_memory import memory_resources, mux_luts, tile_geometry
+from bebert.hw.compressor import CompressorShape, compressor_shape
 from bebert.hw.pe_array import LUT_COEFFICIENTS as PE_LUTS
 from bebert.hw.pe_array import pe_array_resources
 from bebert.hw.plan import AcceleratorPlan
@@ -68,14 +69,18 @@ def test_tile_geometry_and_block_ram(depth, width, geometry, bram36, bram18):
 
 def test_mux_and_pe_array_formulas():
     assert [mux_luts(n) for n in (1, 2, 4, 5, 21)] == [0, 1, 1, 2, round(0.6 * 20)]
-    c = PE_LUTS
+    # 32 products: 11 leaves (22 LUTs; 11 bits in each of columns 0 and 1), then two stages of two
+    # (6;3) counters (12 LUTs) leave columns of 1, 3, 4 and 2 bits: four rows for the adders
+    assert compressor_shape(32, "and") == compressor_shape(32, "xnor") == CompressorShape(cells=34, rows=4, columns=4)
+    assert compressor_shape(32, "select").cells == 16 * 2 + 21  # two products and the mode to a leaf
+    assert compressor_shape(6, "bits") == CompressorShape(cells=3, rows=1, columns=3)  # one (6;3) counter
+    assert compressor_shape(5, "bits") == CompressorShape(cells=0, rows=5, columns=1)  # left to the adders
+    c, shared = PE_LUTS, compressor_shape(32, "bits")
     one = pe_array_resources(8, 32, 15, ("and",))
-    assert one.lut == pytest.approx(c["lane_input_bits"] * 256 + c["lane_acc_bits"] * 120 + c["shared_bits"] * 32)
-    assert one.ff == 8 * 15
-    both = pe_array_resources(8, 32, 15, ("and", "xnor"))
-    assert both.lut - one.lut == pytest.approx(c["lane_select_bits"] * 256)
+    assert one.lut == pytest.approx(8 * 34 + shared.cells + c["adder_bits"] * (8 * 3 * 4 + shared.adder_bits) + c["lanes"] * 8)
+    assert (one.ff, one.dsp) == (0, 8)  # the accumulators are the DSP slices' P registers
     xnor = pe_array_resources(8, 32, 15, ("xnor",))
-    assert one.lut - xnor.lut == pytest.approx(c["shared_bits"] * 32)  # no shared popcount in XNOR mode
+    assert one.lut - xnor.lut == pytest.approx(shared.cells + c["adder_bits"] * shared.adder_bits)  # no shared popcount
 
 
 def test_pareto_front():

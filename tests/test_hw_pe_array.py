@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from amaranth.back import verilog
 
+from bebert.hw.compressor import MODULE_NAME as LUT_MODULE
+from bebert.hw.compressor import VERILOG as LUT_VERILOG
 from bebert.hw.cosim import build, run
 from bebert.hw.pe_array import PEArray
 from bebert.sim.gemm import accumulator_bits
@@ -15,10 +17,11 @@ from cocotb_tools.check_results import get_results
 
 def run_pe_array(tmp: Path, pe: int, simd: int, bits: int, kind: str, k: int) -> None:
     width = accumulator_bits(k, 1 if kind == "bipolar" else bits, kind != "unsigned")
-    source = tmp / "pe_array.v"
+    source, cells = tmp / "pe_array.v", tmp / f"{LUT_MODULE}.v"
+    cells.write_text(LUT_VERILOG)
     modes = ("xnor",) if kind == "bipolar" else ("and",) if kind == "signed" else ("and", "xnor")
-    source.write_text(verilog.convert(PEArray(pe, simd, width, modes), name="pe_array", emit_src=False))
-    runner = build([source], "pe_array", tmp / "build")
+    source.write_text(verilog.convert(PEArray(pe, simd, width, modes, bits), name="pe_array", emit_src=False))
+    runner = build([cells, source], "pe_array", tmp / "build")
     results = run(runner, "bebert.hw.testbench.pe_array", "pe_array", tmp,
                   {"pe": pe, "simd": simd, "bits": bits, "kind": kind, "k": k, "rows": 6, "seed": pe * 1000 + simd})
     tests, failures = get_results(Path(results))
@@ -54,6 +57,42 @@ def test_popcount_in_amaranths_simulator(width):
         for v in [0, 2**width - 1] + [rng.getrandbits(width) for _ in range(100)]:
             ctx.set(value, v)
             assert ctx.get(count) == bin(v).count("1")
+
+    simulator.add_testbench(bench)
+    simulator.run()
+
+
+@pytest.mark.parametrize("kind", ["bits", "and", "xnor", "select"])
+@pytest.mark.parametrize("width", [1, 2, 5, 7, 13, 64])
+def test_compressor_in_amaranths_simulator(kind, width):
+    """The compressor tree counts exactly, counter tables and all (the same tables as its LUT
+    instances, as Amaranth logic): random values, all zeros, all ones, both modes."""
+    import random
+
+    from amaranth import Module, Signal
+    from amaranth.sim import Simulator
+
+    from bebert.hw.compressor import compressor_popcount, logic_cell, product
+
+    m = Module()
+    x, w, mode = Signal(width), Signal(width), Signal()
+    inputs = [x[i] for i in range(width)] if kind == "bits" else [(x[i], w[i]) for i in range(width)]
+    count = compressor_popcount(m, inputs, kind, "count", mode=mode, cell=logic_cell(m))
+    simulator = Simulator(m)
+    rng = random.Random(width)
+    ones = 2**width - 1
+    cases = [(0, 0, 0), (ones, ones, 0), (ones, 0, 1)] + [(rng.getrandbits(width), rng.getrandbits(width), rng.getrandbits(1))
+                                                         for _ in range(60)]
+
+    async def bench(ctx):
+        for xv, wv, xnor in cases:
+            ctx.set(x, xv)
+            ctx.set(w, wv)
+            ctx.set(mode, xnor)
+            bits = [(xv >> i) & 1 for i in range(width)]
+            expected = sum(bits) if kind == "bits" else \
+                sum(product(kind, bits[i], (wv >> i) & 1, xnor) for i in range(width))
+            assert ctx.get(count) == expected
 
     simulator.add_testbench(bench)
     simulator.run()

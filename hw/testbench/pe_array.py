@@ -57,7 +57,7 @@ async def products_equal_numpy(dut):
                 dut.valid.value = min(simd, k - i * simd)
                 dut.negative.value = int(kind == "bipolar" or (kind == "signed" and j == bits - 1))
                 dut.clear.value = int(i == 0 and j == planes - 1)
-                dut.double.value = int(i == 0 and j != planes - 1)
+                dut.plane.value = j
                 dut.enable.value = 1
                 await RisingEdge(dut.clk)
         dut.enable.value = 0
