@@ -23,7 +23,8 @@ the run not spent waiting on a stream) and ``stalls`` (cycles waiting on a strea
 Cycle model (``run_cycles``), exact against ``cycles``: per member, the streamed parameter words
 (if any), then per step and row: one cycle per input beat, and per job and output fold
 in_folds x planes accumulating cycles, one drain cycle (memory and accumulator latency) and one
-output cycle; after the last member one answer cycle.
+output cycle; after the last member one settle cycle (the ensemble unit's registered logits join
+the scores) and one answer cycle.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .buffers import RowBuffers, buffers_resources
-from .ensemble_unit import EnsembleUnit, ensemble_unit_resources
+from .ensemble_unit import SETTLE_CYCLES, EnsembleUnit, ensemble_unit_resources
 from .images import MEMORIES
 from .output_unit import OutputUnit, output_unit_resources
 from .param_memory import ParamMemory, memory_resources, mux_luts
@@ -279,7 +280,11 @@ class Accelerator(wiring.Component):
                             with m.Else():
                                 m.next = "LOAD"
                         with m.Else():
-                            m.next = "ANSWER"
+                            m.next = "SETTLE"
+
+            with m.State("SETTLE"):  # the last member's logits join the scores
+                m.d.comb += self.busy.eq(1)
+                m.next = "ANSWER"
 
             with m.State("ANSWER"):
                 m.d.comb += [self.busy.eq(1), self.result_out.valid.eq(1), stall.eq(~self.result_out.ready),
@@ -329,7 +334,7 @@ def run_cycles(plan: AcceleratorPlan, tokens: int, reload: bool = False) -> Cycl
         by_step[step.name] = members * rows * step_cycles(plan, step)
     streamed = reload or plan.resident < members
     words = plan.weight_depth + plan.threshold_depth + plan.affine_depth
-    return CycleCount(by_step, members * words if streamed else 0, 1)
+    return CycleCount(by_step, members * words if streamed else 0, SETTLE_CYCLES + 1)
 
 
 # ---- the resource model ---------------------------------------------------------------------------

@@ -7,18 +7,26 @@ with its integer weight A_m = round(alpha_m 2^ALPHA_FRAC) (docs/datapath.md, "He
 * ``vote``: score_c += A_m for the member's own first-largest logit c.
 
 ``answer`` is the first class with the largest score, combinationally; ``clear`` zeroes the scores
-before a sentence. Cycle model: one cycle per member, taken in the classifier's output cycle.
+before a sentence.
+
+The logits, the weight and ``accumulate`` are registered first, and the multiply and add happen
+the cycle after: the logits come combinationally from the output unit's multiply and shift, and
+both multiplies in one cycle were the design's critical path. Cycle model: a member's logits are
+taken in the classifier's output cycle and reach the scores one cycle later, so the answer waits
+one settle cycle after the last member (SETTLE_CYCLES).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bebert.sim.fixed import ALPHA_FRAC
 
 from .resources import Resources, ceil_div
+
+SETTLE_CYCLES = 1  # the registered logits reach the scores one cycle after they are taken
 
 
 def first_argmax(values):
@@ -47,17 +55,23 @@ class EnsembleUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        logits = [self.logits[c] for c in range(self.labels)]
+        taken = Signal.like(self.logits, name="taken_logits")
+        alpha = Signal.like(self.alpha, name="taken_alpha")
+        pending = Signal()  # taken logits wait to join the scores
+        m.d.sync += pending.eq(self.accumulate & ~self.clear)
+        with m.If(self.accumulate):
+            m.d.sync += [taken.eq(self.logits), alpha.eq(self.alpha)]
+        logits = [taken[c] for c in range(self.labels)]
         scores = [self.scores[c] for c in range(self.labels)]
         vote = first_argmax(logits)
         for c in range(self.labels):
             if self.combine == "logits":
-                add = logits[c] * self.alpha
+                add = logits[c] * alpha
             else:
-                add = Mux(vote == c, self.alpha, 0)
+                add = Mux(vote == c, alpha, 0)
             with m.If(self.clear):
                 m.d.sync += scores[c].eq(0)
-            with m.Elif(self.accumulate):
+            with m.Elif(pending):
                 m.d.sync += scores[c].eq(scores[c] + add)
         m.d.comb += self.answer.eq(first_argmax(scores))
         return m
@@ -66,7 +80,7 @@ class EnsembleUnit(wiring.Component):
 # ---- the resource model ---------------------------------------------------------------------------
 def ensemble_unit_resources(labels: int, value_bits: int, score_bits: int, combine: str) -> Resources:
     """Per label a score register and its adder (and for ``logits`` the alpha multiply in DSPs);
-    two argmax chains of compares."""
+    two argmax chains of compares; the registers of the taken logits, weight and pending flag."""
     dsp = labels * ceil_div(value_bits, 25) * ceil_div(ALPHA_FRAC + 9, 18) if combine == "logits" else 0
     lut = labels * (2 * score_bits) + (labels - 1) * (score_bits + value_bits)
-    return Resources(lut=lut, ff=labels * score_bits, dsp=dsp)
+    return Resources(lut=lut, ff=labels * (score_bits + value_bits) + ALPHA_FRAC + 8 + 1, dsp=dsp)
