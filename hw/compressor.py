@@ -1,4 +1,5 @@
-"""Popcounts as compressor trees of one-LUT counters (docs/datapath.md, "Matrix products").
+"""Popcounts: the PE array's, as compressor trees of one-LUT counters (docs/estimates.md), and a
+small one written as logic (``popcount``, the output unit's threshold hits).
 
 A popcount is a bit heap: columns of bits, column c worth 2^c. Generalized parallel counters take
 bits of one column and give their count in bits of the next columns; every counter output here is
@@ -180,3 +181,33 @@ def compressor_shape(n: int, kind: str) -> CompressorShape:
 
     rows, cells = build([(0, 0)] * n if kind != "bits" else [0] * n, kind, placeholder, "c", mode=0)
     return CompressorShape(cells=cells, rows=len(rows), columns=len(rows[0]) if rows else 0)
+
+
+# ---- a small popcount as logic --------------------------------------------------------------------
+LEAF_BITS = 6  # a 6-input LUT counts 6 free bits: the leaves of a plain popcount
+
+
+def adder_tree(terms: list) -> object:
+    """A balanced tree of adds over the terms (a bare term for one)."""
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def popcount(m: Module, bits, name: str) -> Signal:
+    """Number of set bits of a small value (the output unit's 2^b - 1 threshold hits), written as
+    logic for synthesis to map: 6-bit groups summed bit by bit (a 6-input cone), then a balanced
+    adder tree over the group counts.
+
+    The input goes through a signal first: Amaranth re-emits an expression at every use."""
+    source = Signal(len(bits), name=f"{name}_bits")
+    count = Signal(range(len(bits) + 1), name=name)
+    m.d.comb += source.eq(bits)
+    terms = []
+    for start in range(0, len(bits), LEAF_BITS):
+        width = min(LEAF_BITS, len(bits) - start)
+        leaf = Signal(range(width + 1), name=f"{name}_leaf{start // LEAF_BITS}")
+        m.d.comb += leaf.eq(sum(source[i] for i in range(start, start + width)))
+        terms.append(leaf)
+    m.d.comb += count.eq(adder_tree(terms))
+    return count

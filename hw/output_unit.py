@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.sim.fixed import MULT_BITS
 
-from .pe_array import popcount
+from .compressor import popcount
 from .plan import SHIFT_BITS, AcceleratorPlan
 from .resources import Resources, ceil_div, coefficients, linear_cost
 

@@ -35,33 +35,7 @@ from amaranth.lib.wiring import In, Out
 from .compressor import compressor_popcount, compressor_shape
 from .resources import Resources, ceil_div, coefficients, linear_cost
 
-LEAF_BITS = 6  # a 6-input LUT counts 6 free bits: the leaves of a plain popcount
 MODES = ("and", "xnor")
-
-
-def adder_tree(terms: list) -> object:
-    """A balanced tree of adds over the terms (a bare term for one)."""
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0]
-
-
-def popcount(m: Module, bits, name: str) -> Signal:
-    """Number of set bits of a small value (the output unit's threshold hits): 6-bit groups summed
-    bit by bit (a 6-input cone), then a balanced adder tree over the group counts.
-
-    The input goes through a signal first: Amaranth re-emits an expression at every use."""
-    source = Signal(len(bits), name=f"{name}_bits")
-    count = Signal(range(len(bits) + 1), name=name)
-    m.d.comb += source.eq(bits)
-    terms = []
-    for start in range(0, len(bits), LEAF_BITS):
-        width = min(LEAF_BITS, len(bits) - start)
-        leaf = Signal(range(width + 1), name=f"{name}_leaf{start // LEAF_BITS}")
-        m.d.comb += leaf.eq(sum(source[i] for i in range(start, start + width)))
-        terms.append(leaf)
-    m.d.comb += count.eq(adder_tree(terms))
-    return count
 
 
 def lane_kind(modes: tuple[str, ...]) -> str:

@@ -39,13 +39,13 @@ def test_pe_array_products(tmp_path, pe, simd, bits, kind, k):
 
 @pytest.mark.parametrize("width", [1, 5, 6, 7, 13, 64, 100])
 def test_popcount_in_amaranths_simulator(width):
-    """The LUT-leaf compressor tree counts bits exactly (random values, all zeros, all ones)."""
+    """The output unit's small popcount (logic) counts bits exactly (random values, all zeros, all ones)."""
     import random
 
     from amaranth import Module, Signal
     from amaranth.sim import Simulator
 
-    from bebert.hw.pe_array import popcount
+    from bebert.hw.compressor import popcount
 
     m = Module()
     value = Signal(width)
