@@ -184,7 +184,7 @@ def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint
 # The modules the Verilog is generated from; in the blocks' files, only the part above the resource
 # model counts, so refitting a model or its coefficients (calibration.yaml) keeps generated designs.
 RTL_MODULES = ("config.py", "plan.py", "dims.py", "gen.py", "images.py", "accelerator.py", "buffers.py",
-               "pe_array.py", "output_unit.py", "ensemble_unit.py", "param_memory.py")
+               "pe_array.py", "compressor.py", "output_unit.py", "ensemble_unit.py", "param_memory.py")
 RESOURCE_MODEL_MARK = "# ---- the resource model"
 
 
