@@ -80,7 +80,9 @@ class EnsembleUnit(wiring.Component):
 # ---- the resource model ---------------------------------------------------------------------------
 def ensemble_unit_resources(labels: int, value_bits: int, score_bits: int, combine: str) -> Resources:
     """Per label a score register and its adder (and for ``logits`` the alpha multiply in DSPs);
-    two argmax chains of compares; the registers of the taken logits, weight and pending flag."""
+    two argmax chains of compares; the registers of the taken logits and weight (for ``logits``
+    the DSP slices' own input registers, not fabric flip-flops) and the pending flag."""
     dsp = labels * ceil_div(value_bits, 25) * ceil_div(ALPHA_FRAC + 9, 18) if combine == "logits" else 0
     lut = labels * (2 * score_bits) + (labels - 1) * (score_bits + value_bits)
-    return Resources(lut=lut, ff=labels * (score_bits + value_bits) + ALPHA_FRAC + 8 + 1, dsp=dsp)
+    taken = 0 if combine == "logits" else labels * value_bits + ALPHA_FRAC + 8
+    return Resources(lut=lut, ff=labels * score_bits + taken + 1, dsp=dsp)
