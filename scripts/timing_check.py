@@ -62,7 +62,7 @@ def main(argv=None) -> int:
             continue
         work = Path(args.work) / name
         work.mkdir(parents=True, exist_ok=True)
-        sources = [work / name for name in LIBRARY] + [work / f"{TOP}.v"]
+        sources = [work / library for library in LIBRARY] + [work / f"{TOP}.v"]
         for source, source_text in zip(sources, [*LIBRARY.values(), text]):
             source.write_text(source_text)
         entry = {"name": name, "setting": setting, "pe": pe, "simd": simd, "act_bits": bits,

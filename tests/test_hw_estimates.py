@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
+from bebert.hw.compressor import CompressorShape, compressor_shape
 from bebert.hw.config import HardwareConfig
 from bebert.hw.dims import MINILM_L6, shape_from_dims
 from bebert.hw.gen import TOP, verilog
 from bebert.hw.param_memory import memory_resources, mux_luts, tile_geometry
-from bebert.hw.compressor import CompressorShape, compressor_shape
 from bebert.hw.pe_array import LUT_COEFFICIENTS as PE_LUTS
 from bebert.hw.pe_array import pe_array_resources
 from bebert.hw.plan import AcceleratorPlan
