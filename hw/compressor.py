@@ -29,6 +29,7 @@ counts the LUTs for the resource model (``compressor_shape``), so that count is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Callable
 
 from amaranth import Cat, Const, Module, Signal
@@ -173,6 +174,7 @@ def compressor_popcount(m: Module, bits_in: list, kind: str, name: str, mode=Non
     return total
 
 
+@cache
 def compressor_shape(n: int, kind: str) -> CompressorShape:
     """The cells and final rows of an n-input compressor, from the same builder as the RTL."""
 

@@ -105,16 +105,16 @@ def fold_cycles(in_folds: int, planes: int) -> int:
 
 # ---- the resource model ---------------------------------------------------------------------------
 # The compressors' LUT cells are counted from the same builder as the RTL (exact). Fitted on Yosys'
-# synth_xilinx of this block (scripts/resource_check.py --fit), LUTs per bit position of the
-# carry-chain adders that sum a compressor's final rows, and per lane (what else a lane's
-# pre-adder, multiply and accumulate leave outside the DSP slice).
+# synth_xilinx of this block (scripts/resource_check.py --fit): LUTs per bit position of the
+# carry-chain adders that sum a compressor's final rows. A lane's pre-add, multiply and
+# accumulate leave no LUTs outside its DSP slice (a per-lane term fitted to zero).
 LUT_COEFFICIENTS = coefficients("pe_array")
 
 
 def pe_array_features(pe: int, simd: int, acc_bits: int, modes: tuple[str, ...]) -> dict[str, float]:
     lane = compressor_shape(simd, lane_kind(modes))
     shared = compressor_shape(simd, "bits") if "and" in modes else None
-    return {"adder_bits": pe * lane.adder_bits + (shared.adder_bits if shared else 0), "lanes": pe}
+    return {"adder_bits": pe * lane.adder_bits + (shared.adder_bits if shared else 0)}
 
 
 def pe_array_cells(pe: int, simd: int, modes: tuple[str, ...]) -> int:

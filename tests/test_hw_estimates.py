@@ -77,7 +77,7 @@ def test_mux_and_pe_array_formulas():
     assert compressor_shape(5, "bits") == CompressorShape(cells=0, rows=5, columns=1)  # left to the adders
     c, shared = PE_LUTS, compressor_shape(32, "bits")
     one = pe_array_resources(8, 32, 15, ("and",))
-    assert one.lut == pytest.approx(8 * 34 + shared.cells + c["adder_bits"] * (8 * 3 * 4 + shared.adder_bits) + c["lanes"] * 8)
+    assert one.lut == pytest.approx(8 * 34 + shared.cells + c["adder_bits"] * (8 * 3 * 4 + shared.adder_bits))
     assert (one.ff, one.dsp) == (0, 8)  # the accumulators are the DSP slices' P registers
     xnor = pe_array_resources(8, 32, 15, ("xnor",))
     assert one.lut - xnor.lut == pytest.approx(shared.cells + c["adder_bits"] * shared.adder_bits)  # no shared popcount
