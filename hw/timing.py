@@ -35,15 +35,15 @@ and ended inside the accelerator. The placement sees the wrapper's extra cells a
 pins, so it differs a little from the accelerator's placement in a real system; what it does not
 see is that system's other logic competing for the same fabric.
 
-Measured with Yosys 0.70 and nextpnr 0.11.1 (YoWASP) on a busy 2-core machine, activations of 4
-bits, 1 layer, hidden 128, intermediate 256: PE 8 / SIMD 32 routed at 23.2 MHz (17,794
-TRELLIS_COMB, 11,879 TRELLIS_FF, 115 DP16KD, 20 MULT18X18D), synthesis about 1.5 minutes, place
-and route 9 to 12 (router1 alone 5 to 7.5); PE 16 / SIMD 64 needs 228 DP16KD and does not fit.
-With 1-bit activations (setting 1-1-1) PE 16 / SIMD 64 routed at 25.9 MHz in about 10 minutes.
-In both routed designs the critical path (39 to 43 ns) is one cycle from the read port of the
-affine-parameter RAM (5.6 to 5.8 ns clock-to-output of an unregistered DP16KD) through the output
-unit's multiplier, adders and shift, then the ensemble unit's multiplier (by the member weight)
-and the adder into its score register.
+Measured with Yosys 0.70 and nextpnr 0.11.1 (YoWASP) on a busy 2-core machine, 1 layer, hidden
+128, intermediate 256 (results/timing.yaml): PE 8 / SIMD 32 with 4-bit activations routed at
+30.81 MHz (17,410 TRELLIS_COMB, 11,944 TRELLIS_FF, 115 DP16KD, 32 MULT18X18D; synthesis 143 s,
+place and route 762 s); PE 16 / SIMD 64 with 1-bit activations (setting 1-1-1) at 29.69 MHz
+(162 s and 1,216 s); PE 16 / SIMD 64 with 4-bit activations needs 228 DP16KD and does not fit. In
+both routed designs the critical path (about 33 ns) is one cycle from the read port of the weight
+RAM through a lane's compressor tree and multiplier into its accumulator. (Before the ensemble
+unit registered the logits it takes, the path ran from the affine-parameter RAM through the
+output unit's and the ensemble unit's multipliers, at 23.2 to 25.9 MHz.)
 
 Why not out of context: nextpnr-ecp5 ``--out-of-context`` needs no pins (the ports stay
 unbonded nets and the clock is ideal) and was this module's first method, but on that same PE 8
