@@ -4,13 +4,14 @@
                                      [--report-only] [--runs runs] [--out results/bebert.md]
 
 Every run is resumable and shared: rerunning the command continues where it stopped, and finished
-runs are only re-read. ``--parts`` chooses what to run; the report always holds every table. Runs are done in a fixed priority order (SST-2 first, then the other tasks,
-then the extra seeds), and results/bebert.md is rewritten after each one, so a partial run already
-gives partial tables (cells not run yet show "-").
+runs are only re-read. ``--parts`` chooses what to run; the report always holds every table. Runs
+are done in a fixed priority order (SST-2 first, then the other tasks, then the extra seeds), and
+results/bebert.md is rewritten after each one, so a partial run already gives partial tables (cells
+not run yet show "-") and the targets measured so far.
 
-    runs/foundation/<task>-<quant>/       single binary models (base runs, shared with foundation_results.py)
-    runs/bebert/<task>-<quant>-<name>/    ensembles trained from them
-    runs/bebert/seeds/<task>-s<seed>[-bebert2]/   the robustness seeds
+    runs/foundation/<task>-<quant>/              single binary models, seed 42 (shared with foundation_results.py)
+    runs/bebert/<task>-<quant>-<ensemble>/       ensembles trained from them
+    runs/bebert/seeds/<task>-<quant>[-<ensemble>]-s<seed>/   the robustness seeds 43 and 44
 
 Parts:
   glue     fp32, single 1-1-4 and 1-1-1, BEBERT 1-1-4 (AdaBoost, 2 and 4 members: one 4-member run,
@@ -186,6 +187,7 @@ def render_glue(runs: Runs, tasks) -> list[str]:
     averages = {h: (statistics.fmean(table[t][h] for t in tasks) if all(table[t][h] is not None for t in tasks) else None)
                 for h in header}
     lines.append("| **average** | | | " + " | ".join(cell(averages[h]) for h in header) + " |")
+    lines += ["", dev_noise(runs, tasks, table)]
     lines += ["", "The same ensembles joined the other way (AdaBoost by alpha-weighted logits; bagging by vote):", "",
               "| task | BEBERT 1-1-4 x2 | BEBERT 1-1-4 x4 | BEBERT 1-1-1 x2 | bagging 1-1-4 x2 (vote) |",
               "| --- | ---: | ---: | ---: | ---: |"]
@@ -204,7 +206,64 @@ def render_glue(runs: Runs, tasks) -> list[str]:
                                     f"{cell(m['dev'][metric]) if m['dev'] else 'dropped'} / {m['train_wall_s']:.0f}"
                                     for m in result["members"])
                 lines.append(f"- {task} {name}: {members}")
-    return lines + [""], averages
+    return lines + [""]
+
+
+def dev_noise(runs: Runs, tasks, table) -> str:
+    """How far a dev metric moves by chance: the dev sets are small, so differences of a point or two
+    between single models and ensembles are within one standard error."""
+    parts = []
+    for task in tasks:
+        base = runs.result(runs.base_dir(task, "w1e1a4"))
+        if base is None:
+            continue
+        rows, accuracy = base["dev_rows"], table[task]["1-1-4"]
+        text = f"{task} {rows:,}"
+        if glue.task_spec(task).primary_metric == "accuracy":
+            p = accuracy / 100
+            text += f" (standard error {100 * (p * (1 - p) / rows) ** 0.5:.1f} points at {accuracy:.0f}%)"
+        parts.append(text)
+    return ("Dev rows: " + "; ".join(parts) + ". One row moves accuracy by 100/rows points; the standard error is "
+            "that of a binomial proportion, sqrt(p (1 - p) / rows).")
+
+
+TARGETS = {"ensemble_gain": 1.5, "fp32_gap": 2.0, "kd_speedup": 1.8, "kd_loss": 0.5}
+
+
+def render_targets(runs: Runs, tasks) -> list[str]:
+    """The issue's targets, measured from the tables below over the runs finished so far."""
+    _, table = glue_rows(runs, tasks)
+    lines = ["## Targets (measured from the tables below)", "", "| target | measured | met |", "| --- | --- | --- |"]
+    done = [t for t in tasks if all(table[t][h] is not None for h in ("fp32", "1-1-4", "BEBERT 1-1-4 x2"))]
+
+    def verdict(ok: bool, complete: bool) -> str:
+        return ("yes" if ok else "no") if complete else f"so far {'yes' if ok else 'no'} (not every run has finished)"
+
+    if done:
+        mean = {h: statistics.fmean(table[t][h] for t in done) for h in ("fp32", "1-1-4", "BEBERT 1-1-4 x2")}
+        over = f"over {', '.join(done)}" + ("" if len(done) == len(tasks) else f" ({len(done)} of {len(tasks)} tasks)")
+        gain, gap = mean["BEBERT 1-1-4 x2"] - mean["1-1-4"], mean["fp32"] - mean["BEBERT 1-1-4 x2"]
+        lines.append(f"| BEBERT 1-1-4 x2 average at least {TARGETS['ensemble_gain']} above single 1-1-4 | "
+                     f"{gain:+.2f} {over} | {verdict(gain >= TARGETS['ensemble_gain'], len(done) == len(tasks))} |")
+        lines.append(f"| BEBERT 1-1-4 x2 average within {TARGETS['fp32_gap']} of fp32 | "
+                     f"{gap:.2f} below fp32 {over} | {verdict(gap <= TARGETS['fp32_gap'], len(done) == len(tasks))} |")
+    kd, timing = kd_ablation(runs), runs.result_json(runs.root / "bebert" / f"{KD_TASK}-kd-step-times.json")
+    if timing:
+        speedup = timing["two_stage"]["member_s"] / timing["none"]["member_s"]
+        lines.append(f"| members without KD at least {TARGETS['kd_speedup']}x faster than two-stage KD | "
+                     f"{speedup:.2f}x (step timing on an idle machine) | {verdict(speedup >= TARGETS['kd_speedup'], True)} |")
+    if "none" in kd and "two_stage" in kd:
+        loss = kd["two_stage"][0] - kd["none"][0]
+        lines.append(f"| ... and at most {TARGETS['kd_loss']} points lower | {loss:.2f} points lower (SST-2, vote) | "
+                     f"{verdict(loss <= TARGETS['kd_loss'], True)} |")
+    spread = seed_spread(runs)
+    stds = {task: (models["single 1-1-4"][2], models["BEBERT 1-1-4 x2"][2]) for task, models in spread.items()}
+    complete = all(None not in pair for pair in stds.values())
+    measured = "; ".join(f"{task} {cell(b)} vs {cell(s)}" for task, (s, b) in stds.items())
+    lines.append(f"| BEBERT's seed-to-seed std below the single model's | {measured} (BEBERT vs single) | "
+                 + (("yes" if all(b < s for s, b in stds.values()) else "no") if complete else "not yet measured")
+                 + " |")
+    return lines + [""]
 
 
 def kd_step_times(runs: Runs, glue_dir, steps: int = 30) -> dict | None:
@@ -245,23 +304,32 @@ def kd_step_times(runs: Runs, glue_dir, steps: int = 30) -> dict | None:
     return found
 
 
+def kd_ablation(runs: Runs) -> dict:
+    """mode -> (2-member dev accuracy by vote, by logits, the two members' training wall s), for the
+    modes that have run. The no-KD ensemble is the first two members of the GLUE table's 4-member run."""
+    found = {}
+    for mode in KD_MODES:
+        name = "w1e1a4-adaboost4" if mode == "none" else f"w1e1a4-kd-{mode}2"
+        result = runs.result(runs.ensemble_dir(KD_TASK, name))
+        if result is not None and len(result["members"]) >= 2:
+            dev = result["dev_by_members"].get("2", {})
+            found[mode] = (dev.get("vote", {}).get("accuracy"), dev.get("logits", {}).get("accuracy"),
+                           sum(m["train_wall_s"] for m in result["members"][:2]))
+    return found
+
+
 def render_kd(runs: Runs) -> list[str]:
     lines = ["## KD ablation: how the members are trained (SST-2, BEBERT 1-1-4, 2 members, AdaBoost)", "",
              "| member training | dev acc (vote) | dev acc (logits) | member training wall s | vs no KD |",
              "| --- | ---: | ---: | ---: | ---: |"]
-    walls = {}
+    found = kd_ablation(runs)
     for mode in KD_MODES:
-        name = "w1e1a4-adaboost4" if mode == "none" else f"w1e1a4-kd-{mode}2"
-        result = runs.result(runs.ensemble_dir(KD_TASK, name))
-        if result is None:
+        if mode not in found:
             lines.append(f"| {mode} | - | - | - | - |")
             continue
-        first_two = result["members"][:2]
-        walls[mode] = sum(m["train_wall_s"] for m in first_two)
-        dev = result["dev_by_members"].get("2", {})
-        ratio = f"{walls[mode] / walls['none']:.2f}x" if "none" in walls else "-"
-        lines.append(f"| {mode.replace('_', '-')} | {cell(dev.get('vote', {}).get('accuracy'))} | "
-                     f"{cell(dev.get('logits', {}).get('accuracy'))} | {walls[mode]:.0f} | {ratio} |")
+        vote, logits, wall = found[mode]
+        ratio = f"{wall / found['none'][2]:.2f}x" if "none" in found else "-"
+        lines.append(f"| {mode.replace('_', '-')} | {cell(vote)} | {cell(logits)} | {wall:.0f} | {ratio} |")
     lines += ["", "Wall time is the two members' own training (the stages' timers, teacher forward passes included",
               "for the KD modes); every mode starts from the same distilled student. The no-KD row is the first two",
               "members of the GLUE table's 4-member run. These runs shared the 2 cores with other work, so their",
@@ -279,9 +347,9 @@ def render_kd(runs: Runs) -> list[str]:
     return lines
 
 
-def render_seeds(runs: Runs) -> list[str]:
-    lines = ["## Robustness: seeds 42, 43, 44 (BEBERT 1-1-4, 2 members, AdaBoost, vote)", "",
-             "| task | model | seed 42 | seed 43 | seed 44 | mean | std |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+def seed_spread(runs: Runs) -> dict:
+    """task -> model -> (metric per seed, mean, sample std); mean and std only once every seed has run."""
+    found = {}
     for task in SEED_TASKS:
         metric = glue.task_spec(task).primary_metric
         single, bebert = [], []
@@ -291,9 +359,17 @@ def render_seeds(runs: Runs) -> list[str]:
             single.append(base["student"]["dev"][metric] if base else None)
             bebert.append(ens["dev_by_members"]["2"]["vote"][metric] if ens and "2" in ens["dev_by_members"] else None)
         for label, values in (("single 1-1-4", single), ("BEBERT 1-1-4 x2", bebert)):
-            done = [v for v in values if v is not None]
-            mean = statistics.fmean(done) if len(done) == len(SEEDS) else None
-            std = statistics.stdev(done) if len(done) == len(SEEDS) else None
+            complete = all(v is not None for v in values)
+            found.setdefault(task, {})[label] = (values, statistics.fmean(values) if complete else None,
+                                                 statistics.stdev(values) if complete else None)
+    return found
+
+
+def render_seeds(runs: Runs) -> list[str]:
+    lines = ["## Robustness: seeds 42, 43, 44 (BEBERT 1-1-4, 2 members, AdaBoost, vote)", "",
+             "| task | model | seed 42 | seed 43 | seed 44 | mean | std |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for task, models in seed_spread(runs).items():
+        for label, (values, mean, std) in models.items():
             lines.append(f"| {task} | {label} | " + " | ".join(cell(v) for v in values) + f" | {cell(mean)} | {cell(std)} |")
     lines += ["", "std is the sample standard deviation over the three seeds. A seed sets the training subset",
               "(SST-2), the data order, dropout and the resampling; seed 42 of BEBERT is the GLUE table's run.", ""]
@@ -389,9 +465,9 @@ def render(runs: Runs, parts, tasks, glue_dir, wall_s: float) -> str:
              "distilled in two stages; see results/foundation.md). Ensembles: every member starts from that",
              f"distilled student and trains {MEMBER_EPOCHS} epoch at peak rate {MEMBER_LR:g} on the resampled training set",
              "(AdaBoost: SAMME, AdaBoost.R2 for STS-B; bagging: bootstrap), without KD unless stated.", ""]
+    lines += render_targets(runs, tasks)
     if "glue" in parts:
-        glue_lines, averages = render_glue(runs, tasks)
-        lines += glue_lines
+        lines += render_glue(runs, tasks)
     if "kd" in parts:
         lines += render_kd(runs)
     if "seeds" in parts:
