@@ -187,7 +187,7 @@ def render_glue(runs: Runs, tasks) -> list[str]:
     averages = {h: (statistics.fmean(table[t][h] for t in tasks) if all(table[t][h] is not None for t in tasks) else None)
                 for h in header}
     lines.append("| **average** | | | " + " | ".join(cell(averages[h]) for h in header) + " |")
-    lines += ["", dev_noise(runs, tasks, table)]
+    lines += ["", dev_noise(runs, tasks, table), "", two_member_vote(runs, tasks)]
     lines += ["", "The same ensembles joined the other way (AdaBoost by alpha-weighted logits; bagging by vote):", "",
               "| task | BEBERT 1-1-4 x2 | BEBERT 1-1-4 x4 | BEBERT 1-1-1 x2 | bagging 1-1-4 x2 (vote) |",
               "| --- | ---: | ---: | ---: | ---: |"]
@@ -225,6 +225,27 @@ def dev_noise(runs: Runs, tasks, table) -> str:
         parts.append(text)
     return ("Dev rows: " + "; ".join(parts) + ". One row moves accuracy by 100/rows points; the standard error is "
             "that of a binomial proportion, sqrt(p (1 - p) / rows).")
+
+
+def two_member_vote(runs: Runs, tasks) -> str:
+    """Why a 2-member ensemble joined by vote is no ensemble at all, checked on the runs themselves."""
+    heavier = []
+    for task in tasks:
+        for name in GLUE_ENSEMBLES:
+            result = runs.result(runs.ensemble_dir(task, name))
+            first_two = result and [m for m in result["members"][:2] if m["dev"]]
+            if not first_two or len(first_two) < 2 or "2" not in result["dev_by_members"]:
+                continue
+            metric = result["metric"]
+            heavy = max(first_two, key=lambda m: m["alpha"])
+            if first_two[0]["alpha"] != first_two[1]["alpha"]:
+                same = heavy["dev"][metric] == result["dev_by_members"]["2"]["vote"][metric]
+                heavier.append(f"{task} {name}: member {first_two.index(heavy) + 1}" + ("" if same else " (differs!)"))
+    return ("A 2-member alpha-weighted vote is its heavier member: where the two disagree, the larger alpha wins "
+            "(and the weighted median of two regressors is the heavier one's value). So a 2-member ensemble joined "
+            "by vote scores exactly its heavier member's own dev metric (listed below; heavier: "
+            + ("; ".join(heavier) or "no run yet") + "), and differs from the single model only by that member's "
+            "extra epoch. Joining by logits is what combines two members.")
 
 
 TARGETS = {"ensemble_gain": 1.5, "fp32_gap": 2.0, "kd_speedup": 1.8, "kd_loss": 0.5}
