@@ -36,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 
 from bebert import glue
 from bebert.backbone import load_tokenizer
@@ -150,8 +151,19 @@ def cell(value, digits=2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def majority_class(task: str, glue_dir) -> float | None:
+    """Dev metric of always answering the training set's most common class: the floor a classifier
+    must clear (none for STS-B's regression: a constant has no Pearson correlation)."""
+    spec = glue.task_spec(task)
+    if spec.is_regression:
+        return None
+    train_labels = [e.label for e in glue.load_split(task, "train", glue_dir)]
+    dev_labels = np.array([e.label for e in glue.load_split(task, "dev", glue_dir)])
+    return glue.score(task, np.full(len(dev_labels), np.bincount(train_labels).argmax()), dev_labels)
+
+
 def glue_rows(runs: Runs, tasks) -> tuple[list[str], dict]:
-    header = ["fp32", "1-1-4", "1-1-1", "BEBERT 1-1-4 x2", "BEBERT 1-1-4 x4", "bagging 1-1-4 x2", "BEBERT 1-1-1 x2"]
+    header = ["majority class", "fp32", "1-1-4", "1-1-1", "BEBERT 1-1-4 x2", "BEBERT 1-1-4 x4", "bagging 1-1-4 x2", "BEBERT 1-1-1 x2"]
     table = {}
     for task in tasks:
         metric = glue.task_spec(task).primary_metric
@@ -171,7 +183,7 @@ def glue_rows(runs: Runs, tasks) -> tuple[list[str], dict]:
             return entry[rule][metric] if entry else None
 
         table[task] = dict(zip(header, [
-            teacher, b4 and b4["student"]["dev"][metric], b1 and b1["student"]["dev"][metric],
+            majority_class(task, runs.glue_dir), teacher, b4 and b4["student"]["dev"][metric], b1 and b1["student"]["dev"][metric],
             prefix(ada4, 2), prefix(ada4, 4), bag and bag["dev"][metric], prefix(ada1, 2)]))
         table[task]["logits"] = {"BEBERT 1-1-4 x2": prefix(ada4, 2, "logits"), "BEBERT 1-1-4 x4": prefix(ada4, 4, "logits"),
                                  "BEBERT 1-1-1 x2": prefix(ada1, 2, "logits"), "bagging 1-1-4 x2 (vote)": prefix(bag, 2)}
@@ -194,6 +206,12 @@ def render_glue(runs: Runs, tasks) -> list[str]:
     averages = {h: (statistics.fmean(table[t][h] for t in tasks) if all(table[t][h] is not None for t in tasks) else None)
                 for h in header}
     lines.append("| **average** | | | " + " | ".join(cell(averages[h]) for h in header) + " |")
+    floor = [f"{task} {h}" for task in tasks for h in header[1:]
+             if None not in (table[task][h], table[task]["majority class"])
+             and table[task][h] <= table[task]["majority class"] + 1e-9]
+    lines += ["", "Majority class: always the training set's most common class. Cells at or below it: "
+              + (", ".join(floor) or "none") + " (a cell equal to it is most likely a model that answers one "
+              "class on every dev row)."]
     lines += ["", dev_noise(runs, tasks, table), "", two_member_vote(runs, tasks), "",
               "Against the paper: every member here is taken at the end of its training, and no dev row is",
               "seen before the final scoring. The authors' public code (github.com/TTTTTTris/BEBERT, binarybert/)",
