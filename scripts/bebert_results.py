@@ -308,11 +308,11 @@ def render_targets(runs: Runs, tasks) -> list[str]:
                      f"{verdict(loss <= TARGETS['kd_loss'], True)} |")
     spread = seed_spread(runs)
     stds = {task: (models["single 1-1-4"][2], models["BEBERT 1-1-4 x2"][2]) for task, models in spread.items()}
-    complete = all(None not in pair for pair in stds.values())
-    measured = "; ".join(f"{task} {cell(b)} vs {cell(s)}" for task, (s, b) in stds.items())
-    lines.append(f"| BEBERT's seed-to-seed std below the single model's | {measured} (BEBERT vs single) | "
-                 + (("yes" if all(b < s for s, b in stds.values()) else "no") if complete else "not yet measured")
-                 + " |")
+    measured = {task: (s, b) for task, (s, b) in stds.items() if None not in (s, b)}
+    text = "; ".join(f"{task} {b:.2f} vs {s:.2f}" for task, (s, b) in measured.items()) or "-"
+    lines.append(f"| BEBERT's seed-to-seed std below the single model's | {text} (BEBERT vs single) | "
+                 + (verdict(all(b < s for s, b in measured.values()), len(measured) == len(stds))
+                    if measured else "not yet measured") + " |")
     return lines + [""]
 
 
