@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from bebert.artifact import MANIFEST_FILE, RESERVED_KEYS, read_artifact, write_artifact
@@ -20,7 +19,7 @@ from bebert.errors import BebertError
 from bebert.export import export_ensemble
 from bebert.glue import load_split
 from bebert.integer import IntegerModel
-from bebert.model import BertDims, QuantBert, load_hf_weights
+from bebert.model import BertDims, QuantBert
 from bebert.qconfig import load_quant_config
 from bebert.sim.ensemble import join_members, load_simulation
 from bebert.sim.fixed import bit_length, isqrt, multiplier, round_div, round_shift
