@@ -351,12 +351,16 @@ def ensemble_accuracy(path: Path, task: str = "sst2") -> dict[int, float]:
     AdaBoost, joined by vote) from the GLUE table of the ensemble experiments (results/bebert.md)."""
     if not path.exists():
         raise SweepError(f"No ensemble results at {path}; pass --accuracy with results/bebert.md, or '' to skip.")
-    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
-    header = next((line for line in lines if " fp32 " in line and ACCURACY_COLUMNS[2] in line), None)
-    row = next((line for line in lines if line.startswith(f"| {task} ")), None)
-    if header is None or row is None:
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in path.read_text().splitlines()
+            if line.startswith("|")]
+    # The GLUE table: the one whose header starts with "task" and names the accuracy columns (the report
+    # holds other tables with task rows and other tables that mention these models).
+    start = next((i for i, cells in enumerate(rows)
+                  if cells[:1] == ["task"] and "fp32" in cells and set(ACCURACY_COLUMNS.values()) <= set(cells)), None)
+    row = None if start is None else next((cells for cells in rows[start + 1:] if cells[:1] == [task]), None)
+    if row is None:
         raise SweepError(f"{path} has no GLUE table with a {task} row; it is written by scripts/bebert_results.py.")
-    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    cells = dict(zip(rows[start], row))
     accuracy = {}
     for members, column in ACCURACY_COLUMNS.items():
         try:

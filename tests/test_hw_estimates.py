@@ -14,6 +14,7 @@ import pytest
 from bebert.hw.compressor import CompressorShape, compressor_shape
 from bebert.hw.config import HardwareConfig
 from bebert.hw.dims import MINILM_L6, shape_from_dims
+from bebert.hw.dse import SweepError, ensemble_accuracy
 from bebert.hw.gen import TOP, verilog
 from bebert.hw.param_memory import memory_resources, mux_luts, tile_geometry
 from bebert.hw.pe_array import LUT_COEFFICIENTS as PE_LUTS
@@ -188,6 +189,22 @@ def test_bad_sweep_files_are_one_sentence(tmp_path):
         spec.write_text(text)
         done = hw("dse", "--no-synth", "--spec", spec, "--accuracy", "", "--out", tmp_path / "d")
         assert done.returncode == 2 and word in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_ensemble_accuracy_reads_the_glue_table_among_others(tmp_path):
+    """The report holds tables that mention the same models and task rows; only the GLUE table counts."""
+    report = tmp_path / "bebert.md"
+    report.write_text(
+        "| target | measured |\n| --- | --- |\n| BEBERT 1-1-4 x2 average within 2.0 of fp32 | 7.8 |\n\n"
+        "| task | metric | majority class | fp32 | 1-1-4 | BEBERT 1-1-4 x2 | BEBERT 1-1-4 x4 |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
+        "| mrpc | f1 | 81.22 | 85.86 | 80.33 | 78.57 | 79.05 |\n"
+        "| sst2 | accuracy | 50.92 | 84.52 | 82.00 | 82.34 | - |\n\n"
+        "| task | model | seed 42 |\n| --- | --- | ---: |\n| sst2 | single 1-1-4 | 99.00 |\n")
+    assert ensemble_accuracy(report) == {1: 82.0, 2: 82.34}  # x4 not run yet
+    report.write_text("| task | model | seed 42 |\n| --- | --- | ---: |\n| sst2 | single 1-1-4 | 82.00 |\n")
+    with pytest.raises(SweepError, match="no GLUE table"):
+        ensemble_accuracy(report)
 
 
 def test_three_point_sweep_writes_csv_and_plots(tmp_path):
