@@ -214,8 +214,13 @@ def render_glue(runs: Runs, tasks, header: list[str], table: dict) -> list[str]:
     lines += ["", dev_noise(runs, tasks, table), "", two_member_vote(runs, tasks), "",
               "Against the paper: every member here is taken at the end of its training, and no dev row is",
               "seen before the final scoring. The authors' public code (github.com/TTTTTTris/BEBERT, binarybert/)",
-              "scores each member on dev every 100 steps and keeps its best-scoring checkpoint, and its no-KD",
-              "script trains 6 epochs at 5e-5 per member; its dev figures therefore include a choice made on dev."]
+              "does otherwise. Its no-KD script (scripts/benn_glue_A.sh runs benn_glue_train_A.py) trains 6",
+              "epochs at 5e-5 per member, and the learner (benn_kd_glue.py) scores the member on dev every 100",
+              "steps, step 0 included, so before any update, and keeps the best-scoring checkpoint: the distilled",
+              "model it starts from is itself a candidate, and its dev figures include a choice made on dev.",
+              "With 2 members (every task but MNLI and QQP) its scoring loop, `for num_boost in range(1,",
+              "boosting)`, scores only num_boost = 1: the first member alone, as the mean of per-batch metrics",
+              "over the full dev batches."]
     lines += ["", "The same ensembles joined the other way (AdaBoost by alpha-weighted logits; bagging by vote):", "",
               "| task | BEBERT 1-1-4 x2 | BEBERT 1-1-4 x4 | BEBERT 1-1-1 x2 | bagging 1-1-4 x2 (vote) |",
               "| --- | ---: | ---: | ---: | ---: |"]
