@@ -272,7 +272,9 @@ def two_member_vote(runs: Runs, tasks) -> str:
             metric = result["metric"]
             heavy = max(first_two, key=lambda m: m["alpha"])
             if first_two[0]["alpha"] != first_two[1]["alpha"]:
-                same = heavy["dev"][metric] == result["dev_by_members"]["2"]["vote"][metric]
+                # Equal up to float rounding: a member's own score comes from its float32 outputs, the
+                # ensemble's from the same values joined in float64 (STS-B's Pearson differs at 1e-6).
+                same = abs(heavy["dev"][metric] - result["dev_by_members"]["2"]["vote"][metric]) < 1e-4
                 heavier.append(f"{task} {name}: member {first_two.index(heavy) + 1}" + ("" if same else " (differs!)"))
     return ("A 2-member alpha-weighted vote is its heavier member: where the two disagree, the larger alpha wins "
             "(and the weighted median of two regressors is the heavier one's value). So a 2-member ensemble joined "
@@ -296,8 +298,11 @@ def render_targets(runs: Runs, tasks, table: dict) -> list[str]:
         mean = {h: statistics.fmean(table[t][h] for t in done) for h in ("fp32", "1-1-4", "BEBERT 1-1-4 x2")}
         over = f"over {', '.join(done)}" + ("" if len(done) == len(tasks) else f" ({len(done)} of {len(tasks)} tasks)")
         gain, gap = mean["BEBERT 1-1-4 x2"] - mean["1-1-4"], mean["fp32"] - mean["BEBERT 1-1-4 x2"]
+        # Per task too: one task's large move can carry the average alone.
+        per_task = ", ".join(f"{table[t]['BEBERT 1-1-4 x2'] - table[t]['1-1-4']:+.2f}" for t in done)
         lines.append(f"| BEBERT 1-1-4 x2 average at least {TARGETS['ensemble_gain']} above single 1-1-4 | "
-                     f"{gain:+.2f} {over} | {verdict(gain >= TARGETS['ensemble_gain'], len(done) == len(tasks))} |")
+                     f"{gain:+.2f} {over} (per task {per_task}) | "
+                     f"{verdict(gain >= TARGETS['ensemble_gain'], len(done) == len(tasks))} |")
         lines.append(f"| BEBERT 1-1-4 x2 average within {TARGETS['fp32_gap']} of fp32 | "
                      f"{gap:.2f} below fp32 {over} | {verdict(gap <= TARGETS['fp32_gap'], len(done) == len(tasks))} |")
     kd, timing = kd_ablation(runs), runs.result_json(runs.root / "bebert" / f"{KD_TASK}-kd-step-times.json")
