@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -148,7 +149,15 @@ def jobs(parts: list[str], tasks: list[str], runs: Runs):
 
 
 def cell(value, digits=2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    if value is None:
+        return "-"
+    return "undefined" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def undefined_as_zero(value: float | None) -> float | None:
+    """A model that gives one value on every STS-B dev pair has no Pearson correlation (NaN); it scores
+    0, as scikit-learn's Matthews correlation scores a single-class prediction on CoLA."""
+    return 0.0 if value is not None and math.isnan(value) else value
 
 
 def majority_class(task: str, glue_dir) -> float | None:
@@ -182,11 +191,14 @@ def glue_rows(runs: Runs, tasks) -> tuple[list[str], dict]:
             entry = result["dev_by_members"].get(str(kept))
             return entry[rule][metric] if entry else None
 
-        table[task] = dict(zip(header, [
+        values = dict(zip(header, [
             majority_class(task, runs.glue_dir), teacher, b4 and b4["student"]["dev"][metric], b1 and b1["student"]["dev"][metric],
             prefix(ada4, 2), prefix(ada4, 4), bag and bag["dev"][metric], prefix(ada1, 2)]))
-        table[task]["logits"] = {"BEBERT 1-1-4 x2": prefix(ada4, 2, "logits"), "BEBERT 1-1-4 x4": prefix(ada4, 4, "logits"),
-                                 "BEBERT 1-1-1 x2": prefix(ada1, 2, "logits"), "bagging 1-1-4 x2 (vote)": prefix(bag, 2)}
+        table[task] = {h: undefined_as_zero(v) for h, v in values.items()}
+        table[task]["constant"] = [h for h, v in values.items() if v is not None and math.isnan(v)]
+        logits = {"BEBERT 1-1-4 x2": prefix(ada4, 2, "logits"), "BEBERT 1-1-4 x4": prefix(ada4, 4, "logits"),
+                  "BEBERT 1-1-1 x2": prefix(ada1, 2, "logits"), "bagging 1-1-4 x2 (vote)": prefix(bag, 2)}
+        table[task]["logits"] = {h: undefined_as_zero(v) for h, v in logits.items()}
     return header, table
 
 
@@ -211,6 +223,10 @@ def render_glue(runs: Runs, tasks, header: list[str], table: dict) -> list[str]:
     lines += ["", "Majority class: always the training set's most common class. Cells at or below it: "
               + (", ".join(floor) or "none") + " (a cell equal to it is most likely a model that answers one "
               "class on every dev row)."]
+    constant = [f"{task} {h}" for task in tasks for h in table[task]["constant"]]
+    if constant:
+        lines += ["", "Scored 0 because the model gives one value on every dev pair, which has no Pearson "
+                  "correlation (as a single-class prediction has Matthews 0): " + ", ".join(constant) + "."]
     lines += ["", dev_noise(runs, tasks, table), "", two_member_vote(runs, tasks), "",
               "Against the paper: every member here is taken at the end of its training, and no dev row is",
               "seen before the final scoring. The authors' public code (github.com/TTTTTTris/BEBERT, binarybert/)",
