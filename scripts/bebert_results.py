@@ -289,8 +289,11 @@ def two_member_vote(runs: Runs, tasks) -> str:
             heavy = max(first_two, key=lambda m: m["alpha"])
             if first_two[0]["alpha"] != first_two[1]["alpha"]:
                 # Equal up to float rounding: a member's own score comes from its float32 outputs, the
-                # ensemble's from the same values joined in float64 (STS-B's Pearson differs at 1e-6).
-                same = abs(heavy["dev"][metric] - result["dev_by_members"]["2"]["vote"][metric]) < 1e-4
+                # ensemble's from the same values joined in float64 (STS-B's Pearson differs at 1e-6); an
+                # undefined correlation (a constant prediction) on both sides is the same score.
+                own = undefined_as_zero(heavy["dev"][metric])
+                joint = undefined_as_zero(result["dev_by_members"]["2"]["vote"][metric])
+                same = abs(own - joint) < 1e-4
                 heavier.append(f"{task} {name}: member {first_two.index(heavy) + 1}" + ("" if same else " (differs!)"))
     return ("A 2-member alpha-weighted vote is its heavier member: where the two disagree, the larger alpha wins "
             "(and the weighted median of two regressors is the heavier one's value). So a 2-member ensemble joined "
