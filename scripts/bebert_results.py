@@ -541,7 +541,9 @@ def render(runs: Runs, parts, tasks, glue_dir, wall_s: float) -> str:
              "models: the recipes bebert/recipes/<task>.yaml (seed 42; fp32 teacher, then the binary student",
              "distilled in two stages; see results/foundation.md). Ensembles: every member starts from that",
              f"distilled student and trains {MEMBER_EPOCHS} epoch at peak rate {MEMBER_LR:g} on the resampled training set",
-             "(AdaBoost: SAMME, AdaBoost.R2 for STS-B; bagging: bootstrap), without KD unless stated.", ""]
+             "(AdaBoost: SAMME, AdaBoost.R2 for STS-B; bagging: bootstrap), without KD unless stated. The GLUE",
+             "table joins AdaBoost's members by alpha-weighted vote (weighted median for STS-B) and bagging's by",
+             "their mean logits; the other rule's figures follow it.", ""]
     header, table = glue_rows(runs, tasks)
     lines += render_targets(runs, tasks, table)
     if "glue" in parts:
