@@ -151,13 +151,19 @@ def jobs(parts: list[str], tasks: list[str], runs: Runs):
 def cell(value, digits=2) -> str:
     if value is None:
         return "-"
-    return "undefined" if math.isnan(value) else f"{value:.{digits}f}"
+    return "undefined" if is_undefined(value) else f"{value:.{digits}f}"
+
+
+def is_undefined(value: float | None) -> bool:
+    """A metric that has no value: a model that gives one value on every STS-B dev pair has no Pearson
+    correlation (NaN)."""
+    return value is not None and math.isnan(value)
 
 
 def undefined_as_zero(value: float | None) -> float | None:
-    """A model that gives one value on every STS-B dev pair has no Pearson correlation (NaN); it scores
-    0, as scikit-learn's Matthews correlation scores a single-class prediction on CoLA."""
-    return 0.0 if value is not None and math.isnan(value) else value
+    """An undefined correlation scores 0, as scikit-learn's Matthews correlation scores a single-class
+    prediction on CoLA."""
+    return 0.0 if is_undefined(value) else value
 
 
 def majority_class(task: str, glue_dir) -> float | None:
@@ -195,7 +201,7 @@ def glue_rows(runs: Runs, tasks) -> tuple[list[str], dict]:
             majority_class(task, runs.glue_dir), teacher, b4 and b4["student"]["dev"][metric], b1 and b1["student"]["dev"][metric],
             prefix(ada4, 2), prefix(ada4, 4), bag and bag["dev"][metric], prefix(ada1, 2)]))
         table[task] = {h: undefined_as_zero(v) for h, v in values.items()}
-        table[task]["constant"] = [h for h, v in values.items() if v is not None and math.isnan(v)]
+        table[task]["constant"] = [h for h, v in values.items() if is_undefined(v)]
         logits = {"BEBERT 1-1-4 x2": prefix(ada4, 2, "logits"), "BEBERT 1-1-4 x4": prefix(ada4, 4, "logits"),
                   "BEBERT 1-1-1 x2": prefix(ada1, 2, "logits"), "bagging 1-1-4 x2 (vote)": prefix(bag, 2)}
         table[task]["logits"] = {h: undefined_as_zero(v) for h, v in logits.items()}
