@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-hw-slow results dse clean
+.PHONY: setup icarus demo test test-slow test-hw-slow results dse clean
+
+# Icarus Verilog, the four-state second simulator of the tests, is a Debian package, not a PyPI one.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +19,18 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+icarus:
+	@command -v iverilog >/dev/null || { command -v apt-get >/dev/null && \
+		($(SUDO) apt-get install -y -qq iverilog || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iverilog)); } \
+		|| { echo "Icarus Verilog is not installed; install the Debian package iverilog (apt-get install iverilog)."; exit 1; }
+
 demo: $(STAMP)
 	$(BIN)/bebert demo
 	$(BIN)/bebert-hw gen --pe 64 --out runs/demo/accelerator
 	$(BIN)/bebert-hw cosim --sentences 2 --out runs/demo/cosim
 	$(BIN)/bebert-hw dse --no-synth --out runs/demo/dse
 
-test: $(STAMP)
+test: $(STAMP) icarus
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -49,9 +49,19 @@ DRAIN_CYCLES = 1  # the last pass's weights arrive and accumulate one cycle afte
 OUTPUT_CYCLES = 1  # the output unit's result leaves (or enters the chain buffer)
 
 
+IMAGES_FOLDER = "images"
+
+
 def image_name(slot: int, memory: str) -> str:
-    """File name of a resident member slot's memory image, as the Verilog's $readmemh reads it."""
-    return f"member{slot}_{memory}.hex"
+    """The folder of a resident member slot's memory image tiles, relative to the folder the Verilog
+    is simulated or synthesized in (the generated folder)."""
+    return f"{IMAGES_FOLDER}/member{slot}_{memory}"
+
+
+def image_folders(plan: AcceleratorPlan) -> dict[str, str]:
+    """Each parameter memory's instance path in the flattened design (its Verilog RAM module is
+    ``ram`` inside the ``<memory><slot>`` submodule, below) -> the folder of its tile images."""
+    return {f"{name}{s}.ram": image_name(s, name) for s in range(plan.resident) for name in MEMORIES}
 
 
 class Accelerator(wiring.Component):

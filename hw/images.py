@@ -11,13 +11,13 @@ Three memories per resident member, one word per output fold (thresholds, affine
 * **affine**, SHIFT_BITS + PE x (MULT_BITS + B) bits: the shift S, then per lane the multiplier
   M_c (unsigned) and the bias B_c (two's complement): y = round_shift(acc * M_c, S) + B_c.
 
-Images are written as $readmemh files (one word per line, most significant digit first) and also
-given as Python integers for the parameter load stream.
+Images are written as $readmemh files, one per block-RAM tile of the memory (param_memory.py;
+one word per line, most significant digit first), and also given as Python integers for the
+parameter load stream.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import numpy as np
 from bebert import bitpack
 from bebert.sim.fixed import MULT_BITS
 
+from .param_memory import tile_images
 from .plan import SHIFT_BITS, AcceleratorPlan, MatrixJob
 
 MEMORIES = ("weights", "thresholds", "affine")
@@ -95,16 +96,28 @@ class MemoryImages:
         """The load stream's beats for this member: weights, then thresholds, then affine words."""
         return [word for memory in MEMORIES for word in self.words(memory)]
 
-    def write_hex(self, memory: str, path: Path) -> Path:
-        """A $readmemh file of one image, written atomically."""
-        bits = getattr(self, memory)
-        digits = max(1, (bits.shape[1] + 3) // 4)
-        packed = np.packbits(bits, axis=1, bitorder="little")
-        lines = [row.tobytes()[::-1].hex()[-digits:].rjust(digits, "0") for row in packed]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-        return path
+    def write_tiles(self, memory: str, folder: Path) -> list[Path]:
+        """One image's $readmemh files, one per tile, into ``folder`` (created; callers write into a
+        staging folder that they rename when done, so no file here is ever seen half written)."""
+        return write_tile_images(getattr(self, memory), folder)
+
+
+def write_tile_images(bits: np.ndarray, folder: Path) -> list[Path]:
+    """A memory's image, (words, width) bits, as one $readmemh file per tile in ``folder`` (created)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, tile in tile_images(bits):
+        (folder / name).write_text(hex_lines(tile))
+        paths.append(folder / name)
+    return paths
+
+
+def hex_lines(bits: np.ndarray) -> str:
+    """(words, width) bits, least significant first, as $readmemh text: one word per line."""
+    digits = max(1, (bits.shape[1] + 3) // 4)
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    return "".join(row.tobytes()[::-1].hex()[-digits:].rjust(digits, "0") + "\n" for row in packed)
 
 
 def member_images(plan: AcceleratorPlan, member: int) -> MemoryImages:

@@ -1,7 +1,8 @@
 """Parameter memories: one per resident member and per kind (weights, thresholds, affine).
 
 A synchronous RAM (one read port, read data one cycle after the address; one write port for the
-parameter load stream) whose initial contents come from a $readmemh image file (images.py). It is
+parameter load stream) whose initial contents come from $readmemh image files (images.py), one
+per block-RAM tile, each read by its own tile (``tile_images`` splits a memory's image). It is
 written as a small Verilog module next to the Amaranth design and instantiated from it, rather
 than as ``amaranth.lib.memory.Memory``: Amaranth emits a memory's whole contents (even all zeros)
 into the netlist, and with its bundled Yosys that took over a minute for one 12 Mbit memory here,
@@ -10,8 +11,8 @@ parameters change without regenerating the Verilog.
 
 **Block RAM tiles.** The memory is built from a grid of tiles of one block-RAM geometry that this
 module chooses (``tile_geometry``): ROWS x COLS tiles of TILE_DEPTH words x TILE_WIDTH bits, each
-a plain RAM that maps to exactly one RAMB36 or RAMB18, and a registered row select that muxes the
-rows' read data. Left to itself, synthesis splits a deep, wide memory into a mix of geometries
+a plain RAM that maps to exactly one RAMB36 or RAMB18 (with its image as the INIT contents), and a
+registered row select that muxes the rows' read data. Left to itself, synthesis splits a deep, wide memory into a mix of geometries
 by its own cost rules; owning the geometry makes the block RAM count a design decision that the
 resource model states exactly, and lets it count the read mux it costs.
 
@@ -21,6 +22,9 @@ data bit (``mux_luts``), plus the row select register; the write enables, one co
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 from amaranth import ClockSignal, Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -33,19 +37,23 @@ MODULE_NAME = "bebert_param_memory"
 # (words, bits per word), and those of a RAMB18E1, which costs half a RAMB36.
 RAMB36_GEOMETRIES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
 RAMB18_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+MAX_TILES_PER_SIDE = 10_000  # tile image names carry four decimal digits per row and column
 
 VERILOG = """
 // @MODULE@: synchronous RAM for the accelerator's parameters (hw/param_memory.py), built
 // from ROWS x COLS block-RAM tiles of TILE_DEPTH x TILE_WIDTH (TILE_DEPTH a power of two).
-// Read data follows the address by one cycle. INIT names a $readmemh image of the whole memory;
-// synthesis for estimates defines BEBERT_NO_IMAGES (contents do not change how a writable RAM maps).
+// Read data follows the address by one cycle. Tile (r, c) reads its initial contents in its own
+// initial block from the $readmemh image "<INIT>/r<rrrr>_c<cccc>.hex" (four decimal digits each,
+// TILE_DEPTH words of TILE_WIDTH bits), so no block depends on another's having run, and a
+// synthesizer maps each image into its tile's block RAM contents. Synthesis for estimates
+// defines BEBERT_NO_IMAGES (contents do not change how a writable RAM maps).
 module @MODULE@ #(
     parameter integer WIDTH = 8,
     parameter integer DEPTH = 2,
     parameter integer ADDR_BITS = 1,
     parameter integer TILE_WIDTH = 72,
     parameter integer TILE_DEPTH = 512,
-    parameter INIT = "image.hex"
+    parameter INIT = "images"
 ) (
     input  wire                 clk,
     input  wire [ADDR_BITS-1:0] raddr,
@@ -60,9 +68,10 @@ module @MODULE@ #(
     localparam integer TILE_BITS = $clog2(TILE_DEPTH);
     localparam integer ROW_BITS = ROWS > 1 ? ADDR_BITS - TILE_BITS : 1;
 `ifndef BEBERT_NO_IMAGES
-    // The image, read once; each tile copies its part (this block comes before the tiles').
-    reg [PADDED-1:0] image [0:DEPTH-1];
-    initial $readmemh(INIT, image);
+    // n as four decimal digits (ASCII), for the tiles' image names
+    function [31:0] decimal4(input integer n);
+        decimal4 = "0000" + (n / 1000 % 10 << 24) + (n / 100 % 10 << 16) + (n / 10 % 10 << 8) + n % 10;
+    endfunction
 `endif
     // Addresses split into the row of tiles and the word within a tile.
     wire [TILE_BITS-1:0] rword, wword;
@@ -99,9 +108,7 @@ module @MODULE@ #(
                 reg [TILE_WIDTH-1:0] tile [0:TILE_DEPTH-1];
                 reg [TILE_WIDTH-1:0] q;
 `ifndef BEBERT_NO_IMAGES
-                integer i;
-                initial for (i = 0; i < TILE_DEPTH && r * TILE_DEPTH + i < DEPTH; i = i + 1)
-                    tile[i] = image[r * TILE_DEPTH + i][c * TILE_WIDTH +: TILE_WIDTH];
+                initial $readmemh({INIT, "/r", decimal4(r), "_c", decimal4(c), ".hex"}, tile);
 `endif
                 always @(posedge clk) begin
                     if (we && wrow == r) tile[wword] <= padded_wdata[c * TILE_WIDTH +: TILE_WIDTH];
@@ -126,12 +133,32 @@ def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
     return d, w, not small
 
 
+def tile_images(bits: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """A memory's image, (words, width) bits, split into its tiles as the Verilog reads them: per tile
+    its file name (within the memory's image folder, ``INIT``) and its (TILE_DEPTH, TILE_WIDTH) bits,
+    zero past the image (the rows and columns a tile has beyond the memory, never read)."""
+    words, width = bits.shape
+    depth = max(words, 1)  # a memory of no words still has one (ParamMemory)
+    tile_depth, tile_width, _ = tile_geometry(depth, width)
+    rows, cols = ceil_div(depth, tile_depth), ceil_div(width, tile_width)
+    if max(rows, cols) > MAX_TILES_PER_SIDE:
+        raise ValueError(f"a {depth} x {width} memory needs {rows} x {cols} tiles, over the image names' "
+                         f"{MAX_TILES_PER_SIDE - 1} per side")
+    padded = np.zeros((rows * tile_depth, cols * tile_width), dtype=np.uint8)
+    padded[:words, :width] = bits
+    for r in range(rows):
+        for c in range(cols):
+            yield (f"r{r:04d}_c{c:04d}.hex",
+                   padded[r * tile_depth:(r + 1) * tile_depth, c * tile_width:(c + 1) * tile_width])
+
+
 def address_bits(depth: int) -> int:
     return max(1, (max(depth, 1) - 1).bit_length())
 
 
 class ParamMemory(wiring.Component):
-    """``width`` x ``depth`` RAM initialized from the image file ``init``; ports ``raddr``/``rdata``
+    """``width`` x ``depth`` RAM initialized from the tile images in the folder ``init`` (relative to
+    the simulator's or synthesizer's working folder); ports ``raddr``/``rdata``
     (one cycle of latency) and ``we``/``waddr``/``wdata``."""
 
     def __init__(self, width: int, depth: int, init: str):

@@ -18,6 +18,7 @@ from bebert.hw.cosim import verilator_environment
 from bebert.hw.gen import LINT_WAIVERS_FILE, REPORT_FILE, TOP, generate, verilog_sources
 from bebert.hw.host import beat_lanes, row_beats, run_member
 from bebert.hw.images import member_images
+from bebert.hw.param_memory import tile_geometry
 from bebert.hw.plan import plan_for
 from bebert.sim.ensemble import load_simulation
 from bebert.sim.program import Codes
@@ -127,14 +128,24 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     result = hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out, "--tokens", 10)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["bebert_accelerator.v", "bebert_param_memory.v", "bebert_lut6.v", LINT_WAIVERS_FILE, REPORT_FILE] +
-                           [f"member{s}_{m}.hex" for s in (0, 1) for m in ("weights", "thresholds", "affine")])
+    assert names == sorted(["bebert_accelerator.v", "bebert_param_memory.v", "bebert_lut6.v", LINT_WAIVERS_FILE,
+                            REPORT_FILE, "images"])
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        f"member{s}_{m}" for s in (0, 1) for m in ("weights", "thresholds", "affine"))
     report = yaml.safe_load((out / REPORT_FILE).read_text())
     plan = plan_for(simulation, HardwareConfig(8, 16, None, report["parameters"]["act_bits"]))
     assert report["cycles"]["per_inference"] == run_cycles(plan, 10).total
+    images = member_images(plan, 0)
     for memory, spec in report["memories_per_member"].items():
-        lines = (out / f"member0_{memory}.hex").read_text().split()
-        assert len(lines) == spec["words"] and all(len(line) == (spec["width"] + 3) // 4 for line in lines)
+        # the tiles, side by side and one above the other, hold the image and zeros past it
+        tile_depth, tile_width, _ = tile_geometry(max(spec["words"], 1), spec["width"])
+        files = sorted((out / "images" / f"member0_{memory}").iterdir())
+        grid = {tuple(int(part[1:]) for part in f.stem.split("_")): f.read_text().split() for f in files}
+        rows, cols = max(r for r, _ in grid) + 1, max(c for _, c in grid) + 1
+        assert len(grid) == rows * cols and all(len(lines) == tile_depth for lines in grid.values())
+        words = [sum(int(grid[r, c][i], 16) << (c * tile_width) for c in range(cols))
+                 for r in range(rows) for i in range(tile_depth)]
+        assert words[:spec["words"]] == images.words(memory) and not any(words[spec["words"]:])
     assert f"module {TOP}(" in (out / "bebert_accelerator.v").read_text()
     # a second run replaces its own earlier output; a folder of other files is refused
     assert hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out).returncode == 0
@@ -148,6 +159,11 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     assert hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", tmp_path / "a" / "b").returncode == 0
     blocked = hw("gen", "--artifact", path, "--out", other / "notes.txt" / "x")
     assert blocked.returncode == 2 and "Cannot create the output folder" in blocked.stderr
+    # a folder that cannot be written into: one sentence, no traceback, nothing left behind
+    unwritable = hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", "/proc/nope")
+    assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
+    assert unwritable.stderr.strip() == "bebert-hw: error: Cannot write into /proc for the output folder /proc/nope: " \
+                                        "No such file or directory."
 
 
 @pytest.mark.parametrize("args,words", [
@@ -156,6 +172,7 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     (["--act-bits", 1], "need --act-bits 4 or more, not 1"),
     (["--members", 3], "--members 3 exceeds the model's 2"),
     (["--tokens", 0], "--tokens must be a positive"),
+    (["--tokens", 100000], "--tokens 100000 is outside the model's sentence lengths, 1 to 512 tokens"),
 ])
 def test_gen_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
     out = tmp_path / "never"
@@ -197,6 +214,8 @@ def test_lint_clean_with_listed_waivers(tiny, tmp_path):
     (["--sentences", 0], "--sentences must be a positive count, not 0"),
     (["--gap", 1.5], "--gap is a probability of a stall, in [0, 1), not 1.5"),
     (["--simd", 0], "--simd must be a positive integer, not 0"),
+    (["--simulator", "modelsim"], "--simulator must be one of verilator, icarus, not 'modelsim'"),
+    (["--simulator", "icarus", "--waves"], "Waveforms are recorded under Verilator only"),
 ])
 def test_cosim_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
     result = hw("cosim", *args, "--out", tmp_path / "never")

@@ -1,4 +1,4 @@
-"""The PE array in Verilator (cocotb): whole products over several PE, SIMD and code kinds, including
+"""The PE array in Verilator and Icarus Verilog (cocotb): whole products over several PE, SIMD and code kinds, including
 non-powers of two, K not a multiple of SIMD, and the worst-case accumulations, against NumPy."""
 
 from __future__ import annotations
@@ -10,18 +10,18 @@ from amaranth.back import verilog
 
 from bebert.hw.compressor import MODULE_NAME as LUT_MODULE
 from bebert.hw.compressor import VERILOG as LUT_VERILOG
-from bebert.hw.cosim import build, run
+from bebert.hw.cosim import SIMULATORS, build, run
 from bebert.hw.pe_array import PEArray
 from bebert.sim.gemm import accumulator_bits
 from cocotb_tools.check_results import get_results
 
-def run_pe_array(tmp: Path, pe: int, simd: int, bits: int, kind: str, k: int) -> None:
+def run_pe_array(tmp: Path, pe: int, simd: int, bits: int, kind: str, k: int, simulator: str = "verilator") -> None:
     width = accumulator_bits(k, 1 if kind == "bipolar" else bits, kind != "unsigned")
     source, cells = tmp / "pe_array.v", tmp / f"{LUT_MODULE}.v"
     cells.write_text(LUT_VERILOG)
     modes = ("xnor",) if kind == "bipolar" else ("and",) if kind == "signed" else ("and", "xnor")
     source.write_text(verilog.convert(PEArray(pe, simd, width, modes, bits), name="pe_array", emit_src=False))
-    runner = build([cells, source], "pe_array", tmp / "build")
+    runner = build([cells, source], "pe_array", tmp / "build", simulator=simulator)
     results = run(runner, "bebert.hw.testbench.pe_array", "pe_array", tmp,
                   {"pe": pe, "simd": simd, "bits": bits, "kind": kind, "k": k, "rows": 6, "seed": pe * 1000 + simd})
     tests, failures = get_results(Path(results))
@@ -33,8 +33,9 @@ def run_pe_array(tmp: Path, pe: int, simd: int, bits: int, kind: str, k: int) ->
     (5, 13, 1, "bipolar", 64),  # XNOR mode
     (4, 16, 4, "unsigned", 48),  # attention-probability-like unsigned codes, on a two-mode array
 ])
-def test_pe_array_products(tmp_path, pe, simd, bits, kind, k):
-    run_pe_array(tmp_path, pe, simd, bits, kind, k)
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_pe_array_products(tmp_path, pe, simd, bits, kind, k, simulator):
+    run_pe_array(tmp_path, pe, simd, bits, kind, k, simulator)
 
 
 @pytest.mark.parametrize("width", [1, 5, 6, 7, 13, 64, 100])

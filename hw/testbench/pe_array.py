@@ -14,6 +14,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from bebert.hw.cosim import settings
 from bebert.hw.host import beat_lanes, stored_codes
+from bebert.hw.testbench.streams import resolved
 from bebert.sim.program import Codes
 
 
@@ -62,7 +63,7 @@ async def products_equal_numpy(dut):
                 await RisingEdge(dut.clk)
         dut.enable.value = 0
         await ReadOnly()
-        got = beat_lanes(int(dut.accumulators.value), pe, len(dut.accumulators) // pe)
+        got = beat_lanes(resolved(dut.accumulators), pe, len(dut.accumulators) // pe)
         expected = (weights @ row).tolist()
         assert got == expected, f"row {row.tolist()[:8]}...: lanes {got} != {expected}"
         await RisingEdge(dut.clk)

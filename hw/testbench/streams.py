@@ -4,6 +4,10 @@ A beat moves at a rising clock edge where valid and ready are both high. Both dr
 the settled (ReadOnly) phase after an edge whether the next edge moves a beat. Without random
 stalls they sleep until the other side raises its signal instead of waking every cycle, which
 keeps long co-simulations fast.
+
+Every value the testbench reads goes through ``resolved``: under a four-state simulator (Icarus) an
+X or Z bit in a beat or a control signal fails the test with the signal's name; nothing turns X
+into 0.
 """
 
 from __future__ import annotations
@@ -11,6 +15,14 @@ from __future__ import annotations
 import random
 
 from cocotb.triggers import ReadOnly, RisingEdge
+
+
+def resolved(signal) -> int:
+    """The signal's value as an integer; fails the test, naming the signal, if any bit is X or Z."""
+    value = signal.value
+    if not value.is_resolvable:
+        raise AssertionError(f"{signal._name} is {value}: X or Z bits where the testbench reads it")
+    return int(value)
 
 
 class StreamSource:
@@ -27,7 +39,7 @@ class StreamSource:
             self.payload.value = beat
             self.valid.value = 1
             await ReadOnly()
-            while not int(self.ready.value):
+            while not resolved(self.ready):
                 await (RisingEdge(self.clk) if self.gap else RisingEdge(self.ready))
                 await ReadOnly()
             await RisingEdge(self.clk)  # the beat moves at this edge
@@ -46,8 +58,8 @@ class StreamSink:
             ready = not (self.gap and self.rng.random() < self.gap)
             self.ready.value = int(ready)
             await ReadOnly()
-            if ready and int(self.valid.value):
-                beats.append(int(self.payload.value))
+            if ready and resolved(self.valid):
+                beats.append(resolved(self.payload))
                 await RisingEdge(self.clk)  # the beat moves at this edge
             elif ready and not self.gap:
                 await RisingEdge(self.valid)
@@ -61,6 +73,6 @@ class StreamSink:
         self.ready.value = 1
         for _ in range(cycles):
             await ReadOnly()
-            assert not int(self.valid.value), "a result beat appeared while the accelerator should be idle"
+            assert not resolved(self.valid), "a result beat appeared while the accelerator should be idle"
             await RisingEdge(self.clk)
         self.ready.value = 0
