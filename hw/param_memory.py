@@ -12,9 +12,10 @@ parameters change without regenerating the Verilog.
 **Block RAM tiles.** The memory is built from a grid of tiles of one block-RAM geometry that this
 module chooses (``tile_geometry``): ROWS x COLS tiles of TILE_DEPTH words x TILE_WIDTH bits, each
 a plain RAM that maps to exactly one RAMB36 or RAMB18 (with its image as the INIT contents), and a
-registered row select that muxes the rows' read data. Left to itself, synthesis splits a deep, wide memory into a mix of geometries
-by its own cost rules; owning the geometry makes the block RAM count a design decision that the
-resource model states exactly, and lets it count the read mux it costs.
+registered row select that muxes the rows' read data. Left to itself, synthesis splits a deep,
+wide memory into a mix of geometries by its own cost rules; owning the geometry makes the block RAM
+count a design decision that the resource model states exactly, and lets it count the read mux it
+costs.
 
 Resource model (``memory_resources``): ROWS x COLS block RAM tiles; the read mux, ROWS:1 per
 data bit (``mux_luts``), plus the row select register; the write enables, one compare per row.
