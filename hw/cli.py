@@ -182,7 +182,11 @@ def cmd_gen(args) -> int:
     print(f"accelerator for {simulation.path} ({plan.ensemble_members} member(s), {plan.resident} resident): "
           f"PE {cfg.pe} x SIMD {cfg.simd}, {cfg.act_bits}-bit activations")
     for path in files:
-        print(f"  wrote {path} ({path.stat().st_size / 2**20:.2f} MiB)")
+        if path.is_dir():  # the images: one file per block-RAM tile
+            tiles = [f for f in path.rglob("*") if f.is_file()]
+            print(f"  wrote {path}/ ({len(tiles):,} files, {sum(f.stat().st_size for f in tiles) / 2**20:.2f} MiB)")
+        else:
+            print(f"  wrote {path} ({path.stat().st_size / 2**20:.2f} MiB)")
     report = yaml.safe_load((Path(args.out) / REPORT_FILE).read_text())
     cycles = report["cycles"]
     print(f"  cycles per inference of {cycles['tokens']} tokens: {cycles['per_inference']:,} "
