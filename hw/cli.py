@@ -211,9 +211,7 @@ def cmd_cosim(args) -> int:
         raise BebertError(f"--sentences must be a positive count, not {args.sentences}.")
     if not 0 <= args.gap < 1:
         raise BebertError(f"--gap is a probability of a stall, in [0, 1), not {args.gap}.")
-    require_simulator(args.simulator)
-    if args.waves and args.simulator != "verilator":
-        raise BebertError("Waveforms are recorded under Verilator only; drop --waves or use --simulator verilator.")
+    require_simulator(args.simulator, args.waves)
     HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1)  # refuse bad numbers before compiling
     artifact = Path(args.artifact or BUILTIN_DIR)
     simulation = load_simulation(artifact)

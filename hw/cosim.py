@@ -53,10 +53,13 @@ def icarus_available() -> bool:
     return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
 
 
-def require_simulator(simulator: str) -> None:
-    """Refuse an unknown simulator, or one that is not installed, with one sentence."""
+def require_simulator(simulator: str, waves: bool = False) -> None:
+    """Refuse an unknown simulator, one that is not installed, or waveforms it cannot record, with one
+    sentence."""
     if simulator not in SIMULATORS:
         raise BebertError(f"--simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}.")
+    if waves and simulator != "verilator":
+        raise BebertError("Waveforms are recorded under Verilator only; drop --waves or use --simulator verilator.")
     if simulator == "icarus" and not icarus_available():
         raise BebertError("Icarus Verilog is not installed; install the Debian package iverilog "
                           "(apt-get install iverilog).")
@@ -112,12 +115,10 @@ def build(sources: list[Path], top: str, build_dir: Path, waves: bool = False, s
     """Compile ``sources`` with ``top`` as the top module for ``simulator``; returns the runner."""
     from cocotb_tools.runner import VerilatorControlFile
 
-    require_simulator(simulator)
+    require_simulator(simulator, waves_requested(waves))
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     if simulator == "icarus":
-        if waves_requested(waves):
-            raise BebertError("Waveforms are recorded under Verilator only; drop --waves or use --simulator verilator.")
         runner = _icarus_runner()
         runner.build(sources=[str(s) for s in sources], hdl_toplevel=top, build_dir=str(build_dir),
                      timescale=TIMESCALE, always=False,
@@ -162,7 +163,7 @@ def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], o
 
     from .gen import TOP, generate_for_artifact, verilog_sources
 
-    require_simulator(simulator)
+    require_simulator(simulator, waves_requested(waves))  # before anything is generated
     out, artifact = Path(out).resolve(), Path(artifact).resolve()  # the simulator runs in ``out``
     generate_for_artifact(artifact, config, out, force=True)
     sources, build_name = verilog_sources(out), f"build-{simulator}"

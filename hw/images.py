@@ -113,6 +113,13 @@ def write_tile_images(bits: np.ndarray, folder: Path) -> list[Path]:
     return paths
 
 
+def hex_bits(text: str, width: int) -> np.ndarray:
+    """$readmemh text (one word per line) as (words, width) bits, least significant first: the inverse
+    of ``hex_lines``."""
+    words = [int(line, 16) for line in text.split()]
+    return ((np.array(words, dtype=object)[:, None] >> np.arange(width)) & 1).astype(np.uint8)
+
+
 def hex_lines(bits: np.ndarray) -> str:
     """(words, width) bits, least significant first, as $readmemh text: one word per line."""
     digits = max(1, (bits.shape[1] + 3) // 4)

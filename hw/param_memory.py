@@ -134,6 +134,11 @@ def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
     return d, w, not small
 
 
+def tile_image_name(row: int, col: int) -> str:
+    """The image file of tile (row, col) within its memory's image folder, as the Verilog names it."""
+    return f"r{row:04d}_c{col:04d}.hex"
+
+
 def tile_images(bits: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
     """A memory's image, (words, width) bits, split into its tiles as the Verilog reads them: per tile
     its file name (within the memory's image folder, ``INIT``) and its (TILE_DEPTH, TILE_WIDTH) bits,
@@ -149,7 +154,7 @@ def tile_images(bits: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
     padded[:words, :width] = bits
     for r in range(rows):
         for c in range(cols):
-            yield (f"r{r:04d}_c{c:04d}.hex",
+            yield (tile_image_name(r, c),
                    padded[r * tile_depth:(r + 1) * tile_depth, c * tile_width:(c + 1) * tile_width])
 
 

