@@ -145,7 +145,7 @@ def _demo_training(args) -> int:
 
     from . import glue
     from .export import load_model
-    from .pipeline import load_data, predict_logits, run_recipe
+    from .pipeline import load_dev, predict_logits, run_recipe
     from .backbone import load_tokenizer
     from .recipe import load_recipe
 
@@ -153,7 +153,7 @@ def _demo_training(args) -> int:
     started = time.perf_counter()
     results = run_recipe(recipe, args.out, glue_dir=args.glue_dir, resume=True)
     model, manifest = load_model(Path(args.out) / "artifact")
-    _, dev = load_data(recipe, load_tokenizer(recipe.backbone), args.glue_dir)
+    dev = load_dev(recipe, load_tokenizer(recipe.backbone), args.glue_dir)
     reloaded = glue.score(recipe.task, predict_logits(model, dev).argmax(-1), dev.labels)
     size = sum(f.stat().st_size for f in (Path(args.out) / "artifact").iterdir())
     teacher_size = (Path(args.out) / "teacher" / "model.pt").stat().st_size

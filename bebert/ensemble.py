@@ -36,8 +36,8 @@ from .errors import BebertError
 from .export import export_ensemble
 from .model import QuantBert
 from .objectives import NEEDS_TEACHER
-from .pipeline import (claim_run_dir, load_data, load_model_checkpoint, predictions_from_logits, record_run,
-                       run_recipe, train_model)
+from .pipeline import (TrainingData, claim_run_dir, finish_recipe, load_dev, load_model_checkpoint, load_training,
+                       predictions_from_logits, record_run, train_model, train_recipe)
 from .recipe import COMBINE_RULES, Recipe
 from .train import World, barrier, device_for, predict_logits
 
@@ -77,10 +77,12 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def train_members(recipe: Recipe, out: Path, base_dir: Path, train: EncodedSplit, world: World,
+def train_members(recipe: Recipe, out: Path, base_dir: Path, data: TrainingData, world: World,
                   log=print) -> tuple[list[QuantBert], list[dict]]:
-    """Train (or reload) every member; returns the kept members and one record per round."""
+    """Train (or reload) every member; returns the kept members and one record per round. The boosting
+    weights live on the rows trained on; each member picks its checkpoint on the held-out rows."""
     ens = recipe.ensemble
+    train = data.fit
     spec = glue.task_spec(recipe.task)
     device = device_for(world)
     base_student = load_model_checkpoint(base_dir / "student" / "model.pt", device)
@@ -99,7 +101,7 @@ def train_members(recipe: Recipe, out: Path, base_dir: Path, train: EncodedSplit
                 copy.deepcopy(base_student), ens.stages, member_dir, train=train.take(rows),
                 batch_size=recipe.batch_size, seed=recipe.seed + 1000 * (r + 1),
                 checkpoint_every=recipe.checkpoint_every, world=world, teacher=teacher,
-                regression=spec.is_regression, label=f"member {r + 1}/{ens.members}")
+                regression=spec.is_regression, label=f"member {r + 1}/{ens.members}", selector=data.selector())
             started = time.perf_counter()
             train_logits = predict_logits(member, train)
             error, alpha, next_weights, stop = _score_round(ens.method, weights, train_logits, train.labels,
@@ -135,36 +137,48 @@ def run_ensemble(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool
     out = Path(out)
     claim_run_dir(out, recipe, resume, world)
     base_dir = Path(base_dir) if base_dir is not None else out / "base"
-    base = run_recipe(recipe.base, base_dir, glue_dir=glue_dir, resume=True, world=world, log=log)
+    finished_base = base_dir / "results.json"
+    base = json.loads(finished_base.read_text()) if finished_base.exists() else None
+    base_run = None if base else train_recipe(recipe.base, base_dir, glue_dir=glue_dir, resume=True, world=world,
+                                              log=log)
     spec = glue.task_spec(recipe.task)
-    train, dev = load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
-    record_run(out, recipe, world)
+    tokenizer = load_tokenizer(recipe.backbone)
+    data = load_training(recipe, tokenizer, glue_dir)
+    record_run(out, recipe, world, data)
 
     ens = recipe.ensemble
     if world.is_main:
         log(f"{spec.name}: BEBERT {ens.method}, {ens.members} member(s) trained with "
             f"{'no KD' if ens.mode == 'none' else ens.mode + ' KD'} from {base_dir / 'student'}")
-    members, rounds = train_members(recipe, out, base_dir, train, world, log)
+    members, rounds = train_members(recipe, out, base_dir, data, world, log)
+    dev = load_dev(recipe, tokenizer, glue_dir)  # the final scoring: every member has trained
+    if base is None:
+        base = finish_recipe(base_run, dev, world=world, log=log)
     alphas = [record["alpha"] for record in rounds if record["kept"]]
     dev_logits = [predict_logits(member, dev) for member in members]
     metrics = {rule: ensemble_metrics(dev_logits, alphas, spec.name, dev.labels, rule) for rule in COMBINE_RULES}
     # AdaBoost is sequential, so the first m members are the m-member ensemble: one run of 4 gives 1..4.
-    prefixes = {m: {rule: ensemble_metrics(dev_logits[:m], alphas[:m], spec.name, dev.labels, rule)
-                    for rule in COMBINE_RULES} for m in range(1, len(members) + 1)}
+    prefixes = _by_prefix(dev_logits, alphas, spec.name, dev.labels)
+    # The same on the held-out training rows, where a choice between ensembles may be made.
+    held_out = None if data.selection is None else _by_prefix(
+        [predict_logits(member, data.selection) for member in members], alphas, spec.name, data.selection.labels)
     results = {
         "task": spec.name, "metric": spec.primary_metric, "bits": base["bits"],
         "ensemble": {"method": ens.method, "mode": ens.mode, "combine": ens.combine, "members": len(members)},
         "dev": metrics[ens.combine], "dev_by_rule": metrics, "dev_by_members": prefixes,
+        "selection_by_members": held_out,
         "members": [{**{k: record[k] for k in ("round", "error", "alpha", "kept", "distinct_rows",
                                                "train_wall_s", "score_wall_s")},
                      "dev": glue.compute_metrics(spec.name, predictions_from_logits(logits, spec.is_regression),
-                                                 dev.labels) if record["kept"] else None}
+                                                 dev.labels) if record["kept"] else None,
+                     "dev_answers": glue.distinct_answers(spec.name, predictions_from_logits(
+                         logits, spec.is_regression)) if record["kept"] else None}
                     for record, logits in zip(rounds, _align(rounds, dev_logits))],
         "base": {"dir": str(base_dir), "teacher_dev": base["teacher"]["dev"], "student_dev": base["student"]["dev"],
                  "train_wall_s": base["train_wall_s"]},
         "train_wall_s": round(sum(record["train_wall_s"] for record in rounds), 1),
         "score_wall_s": round(sum(record["score_wall_s"] for record in rounds), 1),
-        "train_rows": len(train), "dev_rows": len(dev),
+        "train_rows": len(data.fit), "dev_rows": len(dev), "selection": data.record(),
         "recipe": recipe.to_dict(),
     }
     if world.is_main:
@@ -175,11 +189,25 @@ def run_ensemble(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool
             "task": {"name": spec.name, "num_labels": spec.num_labels, "metric": spec.primary_metric},
             "ensemble": results["ensemble"],
             "dev_metrics": metrics[ens.combine], "recipe": recipe.to_dict(),
+            **({"selection": data.record()} if data.selection is not None else {}),
         })
         _write_json(out / "results.json", results)
         log(f"artifact written to {out / 'artifact'}")
     barrier(world)
     return results
+
+
+def _by_prefix(member_logits: list[np.ndarray], alphas, task: str, labels: np.ndarray) -> dict:
+    """m -> rule -> metrics (and distinct answers) of the first m members joined by each rule."""
+    spec = glue.task_spec(task)
+    found = {}
+    for m in range(1, len(member_logits) + 1):
+        found[m] = {}
+        for rule in COMBINE_RULES:
+            predictions = combine_members(np.stack(member_logits[:m]), alphas[:m], rule, spec.is_regression)
+            found[m][rule] = {**glue.compute_metrics(task, predictions, labels),
+                              "answers": glue.distinct_answers(task, predictions)}
+    return found
 
 
 def _align(rounds: list[dict], kept_logits: list[np.ndarray]) -> list[np.ndarray | None]:

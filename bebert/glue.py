@@ -261,6 +261,15 @@ def compute_metrics(task: str, predictions, labels) -> dict[str, float]:
     return {name: float(100 * value) for name, value in metrics.items()}
 
 
+def distinct_answers(task: str, predictions) -> int:
+    """How many different answers a model gave: classes predicted, or STS-B scores distinct at 1e-4.
+    One answer on every row is a failed model, whatever its metric says."""
+    values = np.asarray(predictions)
+    if task_spec(task).is_regression:
+        values = np.round(values.astype(np.float64), 4)
+    return int(np.unique(values).size)
+
+
 def score(task: str, predictions, labels) -> float:
     """The task's primary GLUE metric in percent: the one number used to compare runs."""
     return compute_metrics(task, predictions, labels)[task_spec(task).primary_metric]

@@ -4,7 +4,9 @@
   * ``kd_hidden`` stage 1: MSE between student and teacher hidden states (embeddings and every
                   layer) plus MSE between their pre-softmax attention scores, over real tokens only;
   * ``kd_pred``   stage 2: soft cross entropy against the teacher's class distribution (MSE on the
-                  teacher's score for regression).
+                  teacher's score for regression);
+  * ``kd_joint``  BiT's single stage: the hidden-state MSE (no attention-score term, which BiT turns
+                  off for binary activations) plus the prediction loss of ``kd_pred``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import torch.nn.functional as F
 
 from .model import BertOutput
 
-OBJECTIVES = ("task", "kd_hidden", "kd_pred")
-NEEDS_TEACHER = {"kd_hidden", "kd_pred"}
+OBJECTIVES = ("task", "kd_hidden", "kd_pred", "kd_joint")
+NEEDS_TEACHER = {"kd_hidden", "kd_pred", "kd_joint"}
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
@@ -24,13 +26,14 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> t
     return F.cross_entropy(logits, labels)
 
 
-def hidden_kd_loss(student: BertOutput, teacher: BertOutput, attention_mask: torch.Tensor) -> torch.Tensor:
+def hidden_kd_loss(student: BertOutput, teacher: BertOutput, attention_mask: torch.Tensor,
+                   attention: bool = True) -> torch.Tensor:
     tokens = attention_mask.bool()  # (b, t)
     pairs = (tokens[:, None, :, None] & tokens[:, None, None, :])  # (b, 1, t, t): real query x real key
     loss = torch.zeros((), device=attention_mask.device)
     for s, t in zip(student.hidden_states, teacher.hidden_states):
         loss = loss + F.mse_loss(s[tokens], t[tokens])
-    for s, t in zip(student.attention_scores, teacher.attention_scores):
+    for s, t in zip(student.attention_scores if attention else (), teacher.attention_scores):
         mask = pairs.expand_as(s)
         loss = loss + F.mse_loss(s[mask], t[mask])
     return loss
@@ -50,4 +53,7 @@ def objective_loss(objective: str, student: BertOutput, teacher: BertOutput | No
         return hidden_kd_loss(student, teacher, batch["attention_mask"])
     if objective == "kd_pred":
         return prediction_kd_loss(student.logits, teacher.logits, regression)
+    if objective == "kd_joint":
+        return (hidden_kd_loss(student, teacher, batch["attention_mask"], attention=False)
+                + prediction_kd_loss(student.logits, teacher.logits, regression))
     raise ValueError(f"unknown objective {objective!r}")

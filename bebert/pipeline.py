@@ -1,8 +1,12 @@
 """One recipe, end to end: fine-tune the teacher, distill the binary student, evaluate, export.
 
+Dev is read once, after every stage has trained (``load_dev`` in ``finish_recipe``): checkpoints are
+chosen on the recipe's selection rows, held out of the training set, never on dev.
+
 Run directory layout (every stage resumable; a finished stage is never run twice):
 
     <out>/recipe.yaml                 the recipe as run
+    <out>/selection_rows.json         the training rows held out for checkpoint selection (if any)
     <out>/teacher/stage<i>-<obj>/     checkpoint.pt while running
     <out>/teacher/model.pt            the fine-tuned full-precision teacher
     <out>/ternary/..., <out>/student/...   the same for the (optional) ternary model and the student
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,25 +26,27 @@ import torch
 import yaml
 
 from . import glue
-from .backbone import load_backbone
+from .backbone import load_backbone, load_tokenizer
 from .data import EncodedSplit, encode
 from .errors import BebertError
 from .export import export_model
 from .model import BertDims, QuantBert, load_hf_weights
 from .qconfig import QuantConfig, load_quant_config
 from .recipe import Recipe
-from .train import World, atomic_save, barrier, device_for, predict_logits, train_stage
+from .selection import Selector, rows_digest, selection_split
+from .train import World, atomic_save, barrier, device_for, predict_logits, predictions_from_logits, train_stage
 from .tws import split_ternary_model
 
 
-def predictions_from_logits(logits: np.ndarray, regression: bool) -> np.ndarray:
-    return logits[:, 0] if regression else logits.argmax(-1)
-
-
 def evaluate(model: QuantBert, split: EncodedSplit, task: str) -> dict[str, float]:
+    return evaluate_answers(model, split, task)[0]
+
+
+def evaluate_answers(model: QuantBert, split: EncodedSplit, task: str) -> tuple[dict[str, float], int]:
+    """(the task's metrics on ``split``, how many distinct answers the model gave there)."""
     spec = glue.task_spec(task)
     preds = predictions_from_logits(predict_logits(model, split), spec.is_regression)
-    return glue.compute_metrics(task, preds, split.labels)
+    return glue.compute_metrics(task, preds, split.labels), glue.distinct_answers(task, preds)
 
 
 def save_model(model: QuantBert, path: Path) -> None:
@@ -47,27 +54,59 @@ def save_model(model: QuantBert, path: Path) -> None:
 
 
 def load_model_checkpoint(path: Path, device="cpu") -> QuantBert:
-    saved = torch.load(path, map_location=device, weights_only=False)
+    saved = torch.load(path, map_location=device, weights_only=True)
     model = QuantBert(BertDims(**saved["dims"]), QuantConfig.from_dict(saved["quant"]))
     model.load_state_dict(saved["state"])
     return model.to(device)
 
 
-def load_data(recipe: Recipe, tokenizer, glue_dir=None) -> tuple[EncodedSplit, EncodedSplit]:
-    """(training rows, dev rows), the training rows cut to a seeded random subset if the recipe says so."""
+@dataclass(frozen=True)
+class TrainingData:
+    """The training rows a recipe trains on (``fit``) and the ones it holds out to choose checkpoints."""
+
+    fit: EncodedSplit
+    selection: EncodedSplit | None
+    selection_rows: np.ndarray | None  # indices into the (subset) training set, sorted
+    recipe: Recipe
+
+    def selector(self) -> Selector | None:
+        if self.selection is None:
+            return None
+        return Selector(self.selection, self.recipe.task, self.recipe.selection.every)
+
+    def record(self) -> dict | None:
+        """What a run and its artifact record of the held-out rows."""
+        if self.selection is None:
+            return None
+        return {"fraction": self.recipe.selection.fraction, "every": self.recipe.selection.every,
+                "seed": self.recipe.seed, "rows": int(len(self.selection_rows)),
+                "rows_sha256": rows_digest(self.selection_rows)}
+
+
+def load_training(recipe: Recipe, tokenizer, glue_dir=None) -> TrainingData:
+    """The training rows, cut to a seeded random subset if the recipe says so, then split into the rows
+    trained on and the rows held out for checkpoint selection."""
     spec = glue.task_spec(recipe.task)
     train_rows = glue.load_split(recipe.task, "train", glue_dir)
     if recipe.train_subset is not None and recipe.train_subset < len(train_rows):
         keep = np.sort(np.random.default_rng(recipe.seed).permutation(len(train_rows))[:recipe.train_subset])
         train_rows = [train_rows[i] for i in keep]
     train = encode(train_rows, tokenizer, recipe.max_length, spec.is_regression)
-    dev = encode(glue.load_split(recipe.task, "dev", glue_dir), tokenizer, recipe.max_length, spec.is_regression)
-    return train, dev
+    if recipe.selection is None:
+        return TrainingData(train, None, None, recipe)
+    fit_rows, held_rows = selection_split(train.labels, spec.is_regression, recipe.selection.fraction, recipe.seed)
+    return TrainingData(train.take(fit_rows), train.take(held_rows), held_rows, recipe)
+
+
+def load_dev(recipe: Recipe, tokenizer, glue_dir=None) -> EncodedSplit:
+    """The dev rows, for a run's final scoring only."""
+    spec = glue.task_spec(recipe.task)
+    return encode(glue.load_split(recipe.task, "dev", glue_dir), tokenizer, recipe.max_length, spec.is_regression)
 
 
 def train_model(model: QuantBert, stages, directory: Path, *, train: EncodedSplit, batch_size: int, seed: int,
                 checkpoint_every: int, world: World, teacher: QuantBert | None, regression: bool,
-                label: str) -> tuple[QuantBert, list[dict]]:
+                label: str, selector: Selector | None = None) -> tuple[QuantBert, list[dict]]:
     """Run ``stages`` on ``model`` unless ``directory/model.pt`` shows they already ran."""
     final = directory / "model.pt"
     stats_path = directory / "stages.json"
@@ -78,7 +117,7 @@ def train_model(model: QuantBert, stages, directory: Path, *, train: EncodedSpli
         stats.append(train_stage(model, stage, train, batch_size=batch_size, seed=seed + i,
                                  stage_dir=directory / f"stage{i}-{stage.objective}", world=world, teacher=teacher,
                                  regression=regression, checkpoint_every=checkpoint_every,
-                                 desc=f"{label} {i + 1}/{len(stages)} {stage.objective}"))
+                                 desc=f"{label} {i + 1}/{len(stages)} {stage.objective}", selector=selector))
     if world.is_main:
         save_model(model, final)
         stats_path.write_text(json.dumps(stats, indent=2))
@@ -86,11 +125,11 @@ def train_model(model: QuantBert, stages, directory: Path, *, train: EncodedSpli
     return model, stats
 
 
-def _train_role(model: QuantBert, stages, role: str, out: Path, recipe: Recipe, train: EncodedSplit,
+def _train_role(model: QuantBert, stages, role: str, out: Path, recipe: Recipe, data: TrainingData,
                 world: World, teacher: QuantBert | None, regression: bool) -> tuple[QuantBert, list[dict]]:
-    return train_model(model, stages, out / role, train=train, batch_size=recipe.batch_size, seed=recipe.seed,
+    return train_model(model, stages, out / role, train=data.fit, batch_size=recipe.batch_size, seed=recipe.seed,
                        checkpoint_every=recipe.checkpoint_every, world=world, teacher=teacher,
-                       regression=regression, label=role)
+                       regression=regression, label=role, selector=data.selector())
 
 
 def claim_run_dir(out: Path, recipe: Recipe, resume: bool, world: World) -> None:
@@ -106,16 +145,32 @@ def claim_run_dir(out: Path, recipe: Recipe, resume: bool, world: World) -> None
     barrier(world)  # every process has looked at the run directory before rank 0 writes into it
 
 
-def record_run(out: Path, recipe: Recipe, world: World) -> None:
-    """Create the run directory with its recipe, once the inputs (backbone, data) have loaded."""
+def record_run(out: Path, recipe: Recipe, world: World, data: TrainingData | None = None) -> None:
+    """Create the run directory with its recipe (and its held-out rows), once the inputs have loaded."""
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        if data is not None and data.selection_rows is not None:
+            (out / "selection_rows.json").write_text(json.dumps(
+                {**data.record(), "indices": data.selection_rows.tolist()}))
 
 
-def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool = False,
-               world: World = World(), log=print) -> dict:
-    """Train teacher and student as ``recipe`` says, evaluate both on dev, export the student."""
+@dataclass
+class TrainedRun:
+    """A single-model run whose stages have all trained, before its final scoring on dev."""
+
+    recipe: Recipe
+    out: Path
+    data: TrainingData
+    teacher: QuantBert
+    student: QuantBert
+    stats: dict  # role -> the stages' stats
+    started: float  # perf_counter at the start of this session's part of the run
+
+
+def train_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool = False,
+                 world: World = World(), log=print) -> TrainedRun:
+    """Train teacher and student as ``recipe`` says (resuming what already ran); reads no dev row."""
     out = Path(out)
     if recipe.ensemble is not None:
         raise BebertError("This recipe describes an ensemble; run it with bebert.ensemble.run_ensemble.")
@@ -126,10 +181,11 @@ def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool =
     if recipe.ternary and (student_qc.weight_bits != 1 or student_qc.weight_quantizer != "bwn"):
         raise BebertError("Ternary weight splitting needs a student with 1-bit bwn weights (the w1e1a4 setting).")
     hf, tokenizer = load_backbone(recipe.backbone)
-    train, dev = load_data(recipe, tokenizer, glue_dir)
-    record_run(out, recipe, world)
+    data = load_training(recipe, tokenizer, glue_dir)
+    record_run(out, recipe, world, data)
     if world.is_main:
-        log(f"{spec.name}: {len(train)} training rows, {len(dev)} dev rows; student {student_qc.bits_label} "
+        held = "" if data.selection is None else f" ({len(data.selection)} more held out to choose checkpoints)"
+        log(f"{spec.name}: {len(data.fit)} training rows{held}; student {student_qc.bits_label} "
             f"({student_qc.name}); {world.size} process(es) on {device_for(world)}")
     device = device_for(world)
     dims = BertDims.from_hf_config(hf.config, spec.num_labels)
@@ -137,48 +193,61 @@ def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool =
 
     teacher = QuantBert(dims, load_quant_config("fp32"))
     load_hf_weights(teacher, hf.state_dict())
-    teacher, teacher_stats = _train_role(teacher.to(device), recipe.teacher, "teacher", out, recipe, train, world,
+    teacher, teacher_stats = _train_role(teacher.to(device), recipe.teacher, "teacher", out, recipe, data, world,
                                           None, spec.is_regression)
     teacher.eval()
-    teacher_metrics = evaluate(teacher, dev, spec.name)
-    if world.is_main:
-        log(f"teacher (fp32) dev: {_fmt(teacher_metrics)}")
-
     if recipe.ternary:
         ternary = QuantBert(dims, student_qc.replace(weight_bits=2))
         ternary.load_state_dict(teacher.state_dict(), strict=False)
-        ternary, ternary_stats = _train_role(ternary.to(device), recipe.ternary, "ternary", out, recipe, train,
+        ternary, ternary_stats = _train_role(ternary.to(device), recipe.ternary, "ternary", out, recipe, data,
                                               world, teacher, spec.is_regression)
         student = split_ternary_model(ternary, student_qc)
-        student_qc = student.qc
     else:
         ternary_stats = []
         student = QuantBert(dims, student_qc)
         student.load_state_dict(teacher.state_dict(), strict=False)  # quantizer steps start from the data
-    student, student_stats = _train_role(student.to(device), recipe.student, "student", out, recipe, train,
+    student, student_stats = _train_role(student.to(device), recipe.student, "student", out, recipe, data,
                                           world, teacher, spec.is_regression)
     student.eval()
-    student_metrics = evaluate(student, dev, spec.name)
+    return TrainedRun(recipe, out, data, teacher, student,
+                      {"teacher": teacher_stats, "ternary": ternary_stats, "student": student_stats}, started)
+
+
+def finish_recipe(run: TrainedRun, dev: EncodedSplit, *, world: World = World(), log=print) -> dict:
+    """The run's final scoring: teacher and student on dev; exports the student, writes results.json."""
+    recipe, out, spec = run.recipe, run.out, glue.task_spec(run.recipe.task)
+    teacher_metrics, teacher_answers = evaluate_answers(run.teacher, dev, spec.name)
+    student_metrics, student_answers = evaluate_answers(run.student, dev, spec.name)
+    stats = run.stats
     results = {
-        "task": spec.name, "metric": spec.primary_metric, "bits": student_qc.bits_label,
-        "train_rows": len(train), "dev_rows": len(dev),
-        "teacher": {"dev": teacher_metrics, "stages": teacher_stats},
-        "ternary": {"stages": ternary_stats} if recipe.ternary else None,
-        "student": {"dev": student_metrics, "stages": student_stats},
-        "wall_s_this_session": round(time.perf_counter() - started, 1),
-        "train_wall_s": round(sum(s["wall_s"] for s in teacher_stats + ternary_stats + student_stats), 1),
+        "task": spec.name, "metric": spec.primary_metric, "bits": run.student.qc.bits_label,
+        "train_rows": len(run.data.fit), "dev_rows": len(dev), "selection": run.data.record(),
+        "teacher": {"dev": teacher_metrics, "dev_answers": teacher_answers, "stages": stats["teacher"]},
+        "ternary": {"stages": stats["ternary"]} if recipe.ternary else None,
+        "student": {"dev": student_metrics, "dev_answers": student_answers, "stages": stats["student"]},
+        "wall_s_this_session": round(time.perf_counter() - run.started, 1),
+        "train_wall_s": round(sum(s["wall_s"] for role in stats.values() for s in role), 1),
         "recipe": recipe.to_dict(),
     }
     if world.is_main:
-        log(f"student ({student_qc.bits_label}) dev: {_fmt(student_metrics)}")
-        export_model(student.cpu(), out / "artifact", {
+        log(f"teacher (fp32) dev: {_fmt(teacher_metrics)}")
+        log(f"student ({run.student.qc.bits_label}) dev: {_fmt(student_metrics)}")
+        export_model(run.student.cpu(), out / "artifact", {
             "task": {"name": spec.name, "num_labels": spec.num_labels, "metric": spec.primary_metric},
             "dev_metrics": student_metrics, "recipe": recipe.to_dict(),
+            **({"selection": run.data.record()} if run.data.selection is not None else {}),
         })
         (out / "results.json").write_text(json.dumps(results, indent=2))
         log(f"artifact written to {out / 'artifact'}")
     barrier(world)
     return results
+
+
+def run_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool = False,
+               world: World = World(), log=print) -> dict:
+    """Train teacher and student as ``recipe`` says, then score both on dev and export the student."""
+    run = train_recipe(recipe, out, glue_dir=glue_dir, resume=resume, world=world, log=log)
+    return finish_recipe(run, load_dev(recipe, load_tokenizer(recipe.backbone), glue_dir), world=world, log=log)
 
 
 def _fmt(metrics: dict[str, float]) -> str:

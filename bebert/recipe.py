@@ -6,6 +6,8 @@ objective (``task``, ``kd_hidden``, ``kd_pred``; see objectives.py), a number of
 peak learning rate. ``ternary`` stages, when given, train a ternary model first and split it
 into the binary student (BinaryBERT's ternary weight splitting). An ``ensemble`` section, when
 given, turns the run into BEBERT: members boosted (or bagged) from the distilled student.
+A ``selection`` section, when given, holds a seeded, stratified part of the training rows out of
+training, and every stage ends on the checkpoint that scores best on it (selection.py).
 """
 
 from __future__ import annotations
@@ -55,6 +57,26 @@ MEMBER_MODES = {
     "two_stage": ("kd_hidden", "kd_pred"),
 }
 COMBINE_RULES = ("vote", "logits")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Checkpoint choice on held-out training rows, never on dev.
+
+    ``fraction`` of the training rows (stratified by class, by score bin for regression, drawn with
+    the recipe's seed) is held out of every stage's training and of the boosting weights. Each stage
+    scores its model on those rows before its first update and every ``every`` steps after, its last
+    step included, and ends on the best-scoring checkpoint (the earliest of equal scores).
+    """
+
+    fraction: float = 0.1
+    every: int = 50
+
+    def __post_init__(self):
+        if not (_is_real(self.fraction) and 0 < self.fraction < 1):
+            raise BebertError(f"Selection fraction must be a fraction between 0 and 1, not {self.fraction!r}.")
+        if not (_is_int(self.every) and self.every >= 1):
+            raise BebertError(f"Selection interval every must be a positive number of steps, not {self.every!r}.")
 
 
 @dataclass(frozen=True)
@@ -109,6 +131,7 @@ class Recipe:
     ternary: tuple[Stage, ...] = ()
     student: tuple[Stage, ...] = (Stage("kd_hidden", 1, 5e-4), Stage("kd_pred", 1, 1e-4))
     ensemble: Ensemble | None = None
+    selection: Selection | None = None  # None: every stage ends on its last step
 
     def __post_init__(self):
         for name in ("task", "quant", "backbone"):
@@ -125,6 +148,8 @@ class Recipe:
             raise BebertError(f"Recipe setting train_subset must be a positive integer or null, not {self.train_subset!r}.")
         if self.ensemble is not None and not isinstance(self.ensemble, Ensemble):
             raise BebertError(f"Recipe setting ensemble must be an ensemble section, not {self.ensemble!r}.")
+        if self.selection is not None and not isinstance(self.selection, Selection):
+            raise BebertError(f"Recipe setting selection must be a selection section, not {self.selection!r}.")
         if not self.teacher or not self.student:
             raise BebertError("A recipe needs at least one teacher stage and one student stage.")
 
@@ -139,8 +164,9 @@ class Recipe:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self) | {k: [dataclasses.asdict(s) for s in getattr(self, k)]
                                            for k in ("teacher", "ternary", "student")}
-        if self.ensemble is None:
-            del data["ensemble"]  # a single model's recipe reads (and records) as it always did
+        for optional in ("ensemble", "selection"):
+            if data[optional] is None:
+                del data[optional]  # a recipe without the section reads (and records) as it always did
         return data
 
     @classmethod
@@ -155,6 +181,8 @@ class Recipe:
                     raise BebertError(f"{source}: a {key} stage is malformed ({exc}).") from None
         if data.get("ensemble") is not None:
             data["ensemble"] = Ensemble(**check_settings(Ensemble, data["ensemble"], f"{source}, ensemble"))
+        if data.get("selection") is not None:
+            data["selection"] = Selection(**check_settings(Selection, data["selection"], f"{source}, selection"))
         return cls(**data)
 
 

@@ -5,6 +5,12 @@ every ``checkpoint_every`` steps and at the end of every epoch; the order of an 
 function of (seed, epoch), so a resumed run skips the batches already seen and continues with
 the same data, the same dropout masks and the same learning rate as an uninterrupted one.
 
+Checkpoint selection: given a selector (selection.py), a stage scores its model on held-out
+training rows before its first update and every ``selector.every`` steps (its last step
+included), keeps the best state, and ends on it. The scores and the best state travel in the
+checkpoint, so a resumed stage chooses exactly as an uninterrupted one. Checkpoints hold only
+tensors and plain types and load with ``torch.load(..., weights_only=True)``.
+
 Data parallelism: under ``torchrun --nproc_per_node N`` every process takes every N-th row of
 each global batch and DistributedDataParallel averages the gradients (gloo on CPU, NCCL on GPU).
 Only rank 0 writes files and shows progress.
@@ -114,10 +120,16 @@ def predict_logits(model: QuantBert, split: EncodedSplit, batch_size: int = 64) 
     return out
 
 
+def predictions_from_logits(logits: np.ndarray, regression: bool) -> np.ndarray:
+    return logits[:, 0] if regression else logits.argmax(-1)
+
+
 def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_size: int, seed: int,
                 stage_dir: Path, world: World, teacher: QuantBert | None = None, regression: bool = False,
-                checkpoint_every: int = 200, desc: str = "") -> dict:
-    """Run one stage to completion (or resume it from ``stage_dir/checkpoint.pt``); returns its stats."""
+                checkpoint_every: int = 200, desc: str = "", selector=None) -> dict:
+    """Run one stage to completion (or resume it from ``stage_dir/checkpoint.pt``); returns its stats.
+
+    With a ``selector`` the model ends on the stage's best-scoring checkpoint, else on its last step."""
     if stage.objective in NEEDS_TEACHER and teacher is None:
         raise ValueError(f"objective {stage.objective} needs a teacher")
     device = _device_of(model)
@@ -135,27 +147,67 @@ def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_si
     try:
         return _run_stage(model, stage, train, batch_size=batch_size, seed=seed, checkpoint_path=checkpoint_path,
                           world=world, teacher=teacher, regression=regression, checkpoint_every=checkpoint_every,
-                          desc=desc, device=device)
+                          desc=desc, device=device, selector=selector)
     finally:
         for p in frozen:
             p.requires_grad_(True)
 
 
+class _Choice:
+    """The selection so far within one stage: every (step, score), and the best state seen."""
+
+    def __init__(self, selector, objective: str, teacher):
+        self.selector, self.objective, self.teacher = selector, objective, teacher
+        self.history: list[list] = []  # [step, score]
+        self.best_step, self.best_score, self.best_state = None, -float("inf"), None
+
+    def consider(self, model: QuantBert, step: int) -> None:
+        if self.selector is None or (self.history and self.history[-1][0] == step):
+            return
+        score = self.selector.score(model, self.objective, self.teacher)
+        self.history.append([step, score])
+        if self.best_state is None or score > self.best_score:  # ties keep the earlier checkpoint
+            self.best_step, self.best_score = step, score
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return self.selector is not None and (step % self.selector.every == 0 or step == total_steps)
+
+    def state(self) -> dict | None:
+        if self.selector is None:
+            return None
+        return {"history": self.history, "best_step": self.best_step, "best_score": self.best_score,
+                "best_state": self.best_state}
+
+    def restore(self, state: dict | None) -> None:
+        if self.selector is not None and state is not None:
+            self.history, self.best_step = state["history"], state["best_step"]
+            self.best_score, self.best_state = state["best_score"], state["best_state"]
+
+    def stats(self) -> dict:
+        if self.selector is None:
+            return {}
+        return {"selected_step": self.best_step, "selection_score": self.best_score,
+                "selection_history": self.history}
+
+
 def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world, teacher, regression,
-               checkpoint_every, desc, device) -> dict:
+               checkpoint_every, desc, device, selector=None) -> dict:
     steps_per_epoch = len(train) // batch_size or 1
     total_steps = steps_per_epoch * stage.epochs
     optimizer = _optimizer(model, stage.lr)
     schedule = _linear_schedule(optimizer, total_steps, stage.warmup)
     epoch, step_in_epoch, elapsed, losses = 0, 0, 0.0, deque(maxlen=RECENT)
+    choice = _Choice(selector, stage.objective, teacher)
     torch.manual_seed(seed)
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         epoch, step_in_epoch, elapsed = state["epoch"], state["step_in_epoch"], state["elapsed"]
         losses.extend(state["recent_losses"])
+        choice.restore(state.get("selection"))
         torch.set_rng_state(state["rng"])
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout on the GPU draws from these
@@ -170,11 +222,14 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "schedule": schedule.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
                          "elapsed": elapsed, "rng": torch.get_rng_state(), "recent_losses": list(losses),
+                         "selection": choice.state(),
                          "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                         checkpoint_path)
 
     progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch + step_in_epoch, desc=desc,
                     disable=not world.is_main, dynamic_ncols=True, mininterval=2.0)
+    if epoch == step_in_epoch == 0:
+        choice.consider(model, 0)  # the model as the stage received it is a candidate too
     while epoch < stage.epochs:
         order = epoch_order(len(train), seed, epoch)
         started = time.perf_counter()
@@ -195,6 +250,9 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
             losses.append(loss.item())
             progress.update(1)
             progress.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)
+            step = epoch * steps_per_epoch + step_in_epoch
+            if choice.due(step, total_steps):
+                choice.consider(model, step)
             if step_in_epoch % checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
                 elapsed += time.perf_counter() - started
                 started = time.perf_counter()
@@ -203,6 +261,8 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
         epoch, step_in_epoch = epoch + 1, 0
         save_checkpoint()
     progress.close()
+    if choice.best_state is not None:
+        model.load_state_dict(choice.best_state)
     barrier(world)
     return {"objective": stage.objective, "epochs": stage.epochs, "lr": stage.lr, "steps": total_steps,
-            "final_loss": float(np.mean(losses)) if losses else None, "wall_s": round(elapsed, 1)}
+            "final_loss": float(np.mean(losses)) if losses else None, "wall_s": round(elapsed, 1), **choice.stats()}

@@ -44,7 +44,7 @@ from bebert.backbone import load_tokenizer
 from bebert.cli import _builtin_recipe
 from bebert.data import drop_tokens
 from bebert.ensemble import ensemble_metrics, run_ensemble
-from bebert.pipeline import load_data, load_model_checkpoint, predictions_from_logits, run_recipe
+from bebert.pipeline import load_dev, load_model_checkpoint, load_training, predictions_from_logits, run_recipe
 from bebert.recipe import Ensemble, load_recipe
 from bebert.sim.counts import FP32, Bits, inference_counts, stored_bytes, total
 from bebert.train import predict_logits
@@ -69,6 +69,11 @@ KD_TASK = "sst2"
 
 
 def base_recipe(task: str, quant: str, seed: int = 42):
+    """The task's single-model recipe for ``quant``: bebert/recipes/<task>-<quant>.yaml where a setting has
+    its own schedule (the 1-1-1 students' BiT schedule under a float head), else <task>.yaml."""
+    own = _builtin_recipe(f"{task}-{quant}")
+    if own.is_file():
+        return load_recipe(own).replace(seed=seed)
     return load_recipe(_builtin_recipe(task)).replace(quant=quant, seed=seed)
 
 
@@ -367,7 +372,7 @@ def kd_step_times(runs: Runs, glue_dir, steps: int = 30) -> dict | None:
     from bebert.train import World, train_stage
 
     recipe = base_recipe(KD_TASK, "w1e1a4")
-    train, _ = load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
+    train = load_training(recipe, load_tokenizer(recipe.backbone), glue_dir).fit
     sample = train.take(epoch_order(len(train), recipe.seed, 0)[:steps * recipe.batch_size])
     teacher = load_model_checkpoint(base_dir / "teacher" / "model.pt").eval()
     full_steps = len(train) // recipe.batch_size
@@ -473,7 +478,7 @@ def perturbation(runs: Runs, glue_dir) -> dict:
             continue
         recipe = base_recipe(task, "w1e1a4")
         tokenizer = load_tokenizer(recipe.backbone)
-        _, dev = load_data(recipe, tokenizer, glue_dir)
+        dev = load_dev(recipe, tokenizer, glue_dir)
         noisy = drop_tokens(dev, DROP_RATE, DROP_SEED, tokenizer.all_special_ids)
         spec = glue.task_spec(task)
         models = {"fp32": [load_model_checkpoint(base_dir / "teacher" / "model.pt")],

@@ -24,7 +24,7 @@ from bebert import glue
 from bebert.backbone import load_tokenizer
 from bebert.cli import _builtin_recipe
 from bebert.export import load_model
-from bebert.pipeline import load_data, load_model_checkpoint, predictions_from_logits, run_recipe
+from bebert.pipeline import load_dev, load_model_checkpoint, predictions_from_logits, run_recipe
 from bebert.recipe import load_recipe
 from bebert.train import predict_logits
 
@@ -49,7 +49,7 @@ def run_task(task: str, runs: Path, glue_dir) -> list[dict]:
 
         # Export -> load must reproduce the student's dev predictions exactly.
         spec = glue.task_spec(task)
-        _, dev = load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
+        dev = load_dev(recipe, load_tokenizer(recipe.backbone), glue_dir)
         trained = load_model_checkpoint(out / "student" / "model.pt").eval()
         reloaded, _ = load_model(out / "artifact")
         a = predict_logits(trained, dev)

@@ -19,7 +19,7 @@ from bebert.boosting import combine_members, samme_round, uniform_weights
 from bebert.ensemble import artifact_predictions, run_ensemble
 from bebert.errors import BebertError
 from bebert.export import ArtifactError, export_ensemble, load_ensemble
-from bebert.pipeline import load_data, load_model_checkpoint, run_recipe
+from bebert.pipeline import load_dev, load_model_checkpoint, load_training, run_recipe
 from bebert.recipe import Ensemble, Recipe, Stage, load_recipe
 from bebert.train import predict_logits
 
@@ -55,7 +55,9 @@ def runs(tmp_path_factory, tiny_bert_dir, glue_dir):
 
 
 def dev_split(recipe, glue_dir):
-    return load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
+    """(the rows trained on, dev)"""
+    tokenizer = load_tokenizer(recipe.backbone)
+    return load_training(recipe, tokenizer, glue_dir).fit, load_dev(recipe, tokenizer, glue_dir)
 
 
 def test_adaboost_members_follow_the_samme_rounds(runs, glue_dir):
@@ -94,7 +96,9 @@ def test_exported_ensemble_reproduces_the_trained_members(runs, glue_dir):
     accuracy = 100.0 * float((predictions == dev.labels).mean())
     assert manifest["dev_metrics"]["accuracy"] == pytest.approx(accuracy, abs=1e-9)
     assert results["dev"] == results["dev_by_rule"]["vote"] == manifest["dev_metrics"]
-    assert results["dev_by_members"][len(members)] == results["dev_by_rule"]
+    joined = results["dev_by_members"][len(members)]
+    assert {rule: {k: v for k, v in joined[rule].items() if k != "answers"} for rule in joined} == results["dev_by_rule"]
+    assert all(joined[rule]["answers"] == len(set(predictions.tolist())) for rule in ("vote",))
     assert json.loads((out / "results.json").read_text())["dev"] == results["dev"]
 
 

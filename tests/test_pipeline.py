@@ -22,7 +22,7 @@ import bebert.train
 from bebert.backbone import load_tokenizer
 from bebert.errors import BebertError
 from bebert.export import load_model
-from bebert.pipeline import load_data, load_model_checkpoint, run_recipe
+from bebert.pipeline import load_dev, load_model_checkpoint, run_recipe
 from bebert.recipe import Recipe, Stage, load_recipe
 from bebert.train import predict_logits
 
@@ -83,7 +83,7 @@ def test_end_to_end_artifact_reproduces_the_trained_student(runs, name, glue_dir
 
     model, manifest = load_model(out / "artifact")
     checkpoint = load_model_checkpoint(out / "student" / "model.pt")
-    _, dev = load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
+    dev = load_dev(recipe, load_tokenizer(recipe.backbone), glue_dir)
     assert results["dev_rows"] == len(dev)
     reloaded, trained = predict_logits(model, dev), predict_logits(checkpoint, dev)
     assert reloaded.shape == (len(dev), 2)
@@ -135,7 +135,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(runs, tmp_path, monkeypa
     monkeypatch.setattr(bebert.train, "atomic_save", real_save)
     assert (out / stage_dir / "checkpoint.pt").is_file()
     assert not (out / "results.json").exists() and not (out / "artifact").exists()
-    state = torch.load(out / stage_dir / "checkpoint.pt", weights_only=False)
+    state = torch.load(out / stage_dir / "checkpoint.pt", weights_only=True)
     assert (state["epoch"], state["step_in_epoch"]) == (0, 2 * after)  # really stopped mid-epoch
 
     with pytest.raises(BebertError, match="--resume"):
@@ -247,7 +247,7 @@ def test_torchrun_two_processes(tmp_path, tiny_bert_dir, glue_dir, student):
     # averaged gradients do that.
     assert len(rank0["hashes"]) == 2 and rank0["hashes"] == rank1["hashes"]
     # The exported artifact is the student that rank 0 saved.
-    _, dev = load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
+    dev = load_dev(recipe, load_tokenizer(recipe.backbone), glue_dir)
     reference = load_model_checkpoint(out / "student" / "model.pt")
     assert np.array_equal(predict_logits(model, dev), predict_logits(reference, dev))
 

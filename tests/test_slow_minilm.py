@@ -13,7 +13,7 @@ import torch
 from bebert.backbone import load_tokenizer
 from bebert.cli import _builtin_recipe
 from bebert.export import load_model
-from bebert.pipeline import load_data, load_model_checkpoint, run_recipe
+from bebert.pipeline import load_dev, load_model_checkpoint, run_recipe
 from bebert.recipe import load_recipe
 from bebert.train import predict_logits
 
@@ -36,7 +36,7 @@ def test_demo_recipe_learns_sst2_and_exports_exactly(tmp_path, glue_dir):
     assert results["teacher"]["dev"]["accuracy"] > 75.0
     assert results["student"]["dev"]["accuracy"] > 60.0
 
-    _, dev = load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
+    dev = load_dev(recipe, load_tokenizer(recipe.backbone), glue_dir)
     trained = load_model_checkpoint(tmp_path / "run" / "student" / "model.pt").eval()
     reloaded, manifest = load_model(tmp_path / "run" / "artifact")
     assert np.array_equal(predict_logits(trained, dev), predict_logits(reloaded, dev))

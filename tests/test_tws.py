@@ -12,7 +12,7 @@ from bebert.backbone import load_tokenizer
 from bebert.errors import BebertError
 from bebert.export import export_model, load_model
 from bebert.model import BertDims, QuantBert, load_hf_weights
-from bebert.pipeline import load_data, load_model_checkpoint, run_recipe
+from bebert.pipeline import load_dev, load_model_checkpoint, run_recipe
 from bebert.qconfig import QuantConfig, load_quant_config
 from bebert.quantizers import binarize_weight, ternarize_weight
 from bebert.recipe import Recipe, Stage
@@ -120,5 +120,5 @@ def test_recipe_with_ternary_stages_runs_end_to_end(tiny_bert_dir, glue_dir, tmp
     assert manifest["dev_metrics"] == results["student"]["dev"]
     trained = load_model_checkpoint(out / "student" / "model.pt")
     assert trained.qc.weight_split
-    _, dev = load_data(recipe, load_tokenizer(recipe.backbone), glue_dir)
+    dev = load_dev(recipe, load_tokenizer(recipe.backbone), glue_dir)
     assert np.array_equal(predict_logits(model, dev), predict_logits(trained, dev))
