@@ -10,7 +10,8 @@ Run directory layout (every stage resumable; a finished stage is never run twice
     <out>/teacher/stage<i>-<obj>/     checkpoint.pt while running
     <out>/teacher/model.pt            the fine-tuned full-precision teacher
     <out>/ternary/..., <out>/student/...   the same for the (optional) ternary model and the student
-    <out>/results.json                metrics, wall times, the recipe
+    <out>/results.json                metrics, wall times, the recipe (written last: it marks the run done)
+    <out>/dev_predictions.npy         the student's dev predictions, in dev order
     <out>/artifact/                   the exported student (manifest.yaml + tensors.safetensors)
 """
 
@@ -38,15 +39,13 @@ from .train import World, atomic_save, barrier, device_for, predict_logits, pred
 from .tws import split_ternary_model
 
 
+def predict(model: QuantBert, split: EncodedSplit, task: str) -> np.ndarray:
+    """The model's answer for every row of ``split``: class indices, or STS-B scores."""
+    return predictions_from_logits(predict_logits(model, split), glue.task_spec(task).is_regression)
+
+
 def evaluate(model: QuantBert, split: EncodedSplit, task: str) -> dict[str, float]:
-    return evaluate_answers(model, split, task)[0]
-
-
-def evaluate_answers(model: QuantBert, split: EncodedSplit, task: str) -> tuple[dict[str, float], int]:
-    """(the task's metrics on ``split``, how many distinct answers the model gave there)."""
-    spec = glue.task_spec(task)
-    preds = predictions_from_logits(predict_logits(model, split), spec.is_regression)
-    return glue.compute_metrics(task, preds, split.labels), glue.distinct_answers(task, preds)
+    return glue.compute_metrics(task, predict(model, split, task), split.labels)
 
 
 def save_model(model: QuantBert, path: Path) -> None:
@@ -216,15 +215,17 @@ def train_recipe(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool
 def finish_recipe(run: TrainedRun, dev: EncodedSplit, *, world: World = World(), log=print) -> dict:
     """The run's final scoring: teacher and student on dev; exports the student, writes results.json."""
     recipe, out, spec = run.recipe, run.out, glue.task_spec(run.recipe.task)
-    teacher_metrics, teacher_answers = evaluate_answers(run.teacher, dev, spec.name)
-    student_metrics, student_answers = evaluate_answers(run.student, dev, spec.name)
+    answers = {role: predict(model, dev, spec.name) for role, model in (("teacher", run.teacher), ("student", run.student))}
+    metrics = {role: glue.compute_metrics(spec.name, values, dev.labels) for role, values in answers.items()}
+    distinct = {role: glue.distinct_answers(spec.name, values) for role, values in answers.items()}
+    teacher_metrics, student_metrics = metrics["teacher"], metrics["student"]
     stats = run.stats
     results = {
         "task": spec.name, "metric": spec.primary_metric, "bits": run.student.qc.bits_label,
         "train_rows": len(run.data.fit), "dev_rows": len(dev), "selection": run.data.record(),
-        "teacher": {"dev": teacher_metrics, "dev_answers": teacher_answers, "stages": stats["teacher"]},
+        "teacher": {"dev": teacher_metrics, "dev_answers": distinct["teacher"], "stages": stats["teacher"]},
         "ternary": {"stages": stats["ternary"]} if recipe.ternary else None,
-        "student": {"dev": student_metrics, "dev_answers": student_answers, "stages": stats["student"]},
+        "student": {"dev": student_metrics, "dev_answers": distinct["student"], "stages": stats["student"]},
         "wall_s_this_session": round(time.perf_counter() - run.started, 1),
         "train_wall_s": round(sum(s["wall_s"] for role in stats.values() for s in role), 1),
         "recipe": recipe.to_dict(),
@@ -237,6 +238,7 @@ def finish_recipe(run: TrainedRun, dev: EncodedSplit, *, world: World = World(),
             "dev_metrics": student_metrics, "recipe": recipe.to_dict(),
             **({"selection": run.data.record()} if run.data.selection is not None else {}),
         })
+        np.save(out / "dev_predictions.npy", answers["student"])  # for the report's bootstrap errors
         (out / "results.json").write_text(json.dumps(results, indent=2))
         log(f"artifact written to {out / 'artifact'}")
     barrier(world)

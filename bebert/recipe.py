@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from .errors import BebertError
@@ -184,6 +185,17 @@ class Recipe:
         if data.get("selection") is not None:
             data["selection"] = Selection(**check_settings(Selection, data["selection"], f"{source}, selection"))
         return cls(**data)
+
+
+def task_recipe(task: str, quant: str, seed: int = 42) -> Recipe:
+    """The shipped recipe of a GLUE task for one setting: bebert/recipes/<task>-<quant>.yaml where the
+    setting has its own schedule (the 1-1-1 students' BiT stage under a float head), else <task>.yaml
+    with its quantization replaced."""
+    recipes = resources.files("bebert.recipes")
+    own = recipes.joinpath(f"{task}-{quant}.yaml")
+    if own.is_file():
+        return load_recipe(Path(str(own))).replace(seed=seed)
+    return load_recipe(Path(str(recipes.joinpath(f"{task}.yaml")))).replace(quant=quant, seed=seed)
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -1,6 +1,6 @@
 """Foundation table: fp32 MiniLM and single binary 1-1-4 / 1-1-1 models on SST-2, MRPC and RTE (dev).
 
-Runs the built-in recipes (bebert/recipes/<task>.yaml) for each task and each binary setting,
+Runs the built-in recipes (bebert/recipes/<task>.yaml, and <task>-w1e1a1.yaml for 1-1-1) for each task and each binary setting,
 resumably (rerun the same command after an interruption), reusing one fp32 teacher per task for
 both binary settings. Then, for every student, reloads its exported artifact and checks that the
 dev predictions are identical, and compares artifact and fp32 checkpoint sizes. Writes
@@ -22,10 +22,9 @@ import numpy as np
 
 from bebert import glue
 from bebert.backbone import load_tokenizer
-from bebert.cli import _builtin_recipe
 from bebert.export import load_model
 from bebert.pipeline import load_dev, load_model_checkpoint, predictions_from_logits, run_recipe
-from bebert.recipe import load_recipe
+from bebert.recipe import task_recipe
 from bebert.train import predict_logits
 
 SETTINGS = ("w1e1a4", "w1e1a1")
@@ -37,14 +36,14 @@ def dir_size(path: Path) -> int:
 
 
 def run_task(task: str, runs: Path, glue_dir) -> list[dict]:
-    base = load_recipe(_builtin_recipe(task))
     rows = []
     for setting in SETTINGS:
-        recipe = base.replace(quant=setting)
+        recipe = task_recipe(task, setting)
         out = runs / f"{task}-{setting}"
         first = runs / f"{task}-{SETTINGS[0]}" / "teacher"
         if setting != SETTINGS[0] and (first / "model.pt").exists() and not (out / "teacher").exists():
-            shutil.copytree(first, out / "teacher")  # same teacher recipe: train it once per task
+            # The same teacher and held-out rows in both recipes: train the teacher once per task.
+            shutil.copytree(first, out / "teacher", ignore=shutil.ignore_patterns("checkpoint.pt"))
         results = run_recipe(recipe, out, glue_dir=glue_dir, resume=True)
 
         # Export -> load must reproduce the student's dev predictions exactly.

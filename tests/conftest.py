@@ -64,6 +64,31 @@ def tiny_backbone(tiny_bert_dir):
     return load_backbone(tiny_bert_dir)
 
 
+@pytest.fixture
+def kill_after_checkpoint(monkeypatch):
+    """kill(run, stage_dir, after): call ``run()`` and stop it, as a kill would, right after the
+    ``after``-th checkpoint of ``stage_dir`` reaches the disk; returns that checkpoint, loaded."""
+    import bebert.train
+
+    def kill(run, stage_dir: Path, after: int) -> dict:
+        real_save, saved = bebert.train.atomic_save, []
+
+        def save_then_die(obj, path):
+            real_save(obj, path)
+            if Path(path).name == "checkpoint.pt" and Path(path).parent == stage_dir:
+                saved.append(path)
+                if len(saved) == after:
+                    raise KeyboardInterrupt
+
+        monkeypatch.setattr(bebert.train, "atomic_save", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            run()
+        monkeypatch.setattr(bebert.train, "atomic_save", real_save)
+        return torch.load(stage_dir / "checkpoint.pt", weights_only=True)
+
+    return kill
+
+
 def make_tiny_ensemble(tiny_backbone, quant: str, members: int, path: Path, combine: str = "logits") -> Path:
     """Export an ensemble of ``members`` tiny-backbone models in setting ``quant`` (w1e1a4, w1e1a1),
     each perturbed by its own seed and calibrated on two real sentences, with alphas 1, 2, ...;

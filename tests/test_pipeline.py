@@ -18,7 +18,6 @@ import pytest
 import torch
 import yaml
 
-import bebert.train
 from bebert.backbone import load_tokenizer
 from bebert.errors import BebertError
 from bebert.export import load_model
@@ -116,26 +115,12 @@ def test_same_recipe_and_seed_repeat_exactly(runs, tmp_path, glue_dir):
 
 
 @pytest.mark.parametrize("stage_dir,after", [("teacher/stage0-task", 2), ("student/stage1-kd_pred", 1)])
-def test_killed_run_resumes_to_the_uninterrupted_result(runs, tmp_path, monkeypatch, glue_dir, stage_dir, after):
+def test_killed_run_resumes_to_the_uninterrupted_result(runs, tmp_path, kill_after_checkpoint, glue_dir, stage_dir,
+                                                        after):
     recipe, reference_out, reference = runs("sst2-w1e1a4", **CASES["sst2-w1e1a4"])
     out = tmp_path / "killed"
-    real_save = bebert.train.atomic_save
-    saved = []
-
-    def save_then_die(obj, path):
-        real_save(obj, path)
-        if Path(path).name == "checkpoint.pt" and Path(path).parent == out / stage_dir:
-            saved.append(path)
-            if len(saved) == after:
-                raise KeyboardInterrupt  # as if killed right after this checkpoint hit the disk
-
-    monkeypatch.setattr(bebert.train, "atomic_save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_recipe(recipe, out, glue_dir=glue_dir, log=quiet)
-    monkeypatch.setattr(bebert.train, "atomic_save", real_save)
-    assert (out / stage_dir / "checkpoint.pt").is_file()
+    state = kill_after_checkpoint(lambda: run_recipe(recipe, out, glue_dir=glue_dir, log=quiet), out / stage_dir, after)
     assert not (out / "results.json").exists() and not (out / "artifact").exists()
-    state = torch.load(out / stage_dir / "checkpoint.pt", weights_only=True)
     assert (state["epoch"], state["step_in_epoch"]) == (0, 2 * after)  # really stopped mid-epoch
 
     with pytest.raises(BebertError, match="--resume"):
@@ -180,21 +165,21 @@ DRIVER = textwrap.dedent("""
     from bebert.cli import main
 
     record = {"rows": [], "hashes": []}
-    real_loss, real_evaluate = bebert.train.objective_loss, bebert.pipeline.evaluate
+    real_loss, real_predict = bebert.train.objective_loss, bebert.pipeline.predict
 
     def objective_loss(objective, out, teacher_out, batch, regression):
         record["rows"].append([objective, int(batch["labels"].shape[0])])
         return real_loss(objective, out, teacher_out, batch, regression)
 
-    def evaluate(model, split, task):
+    def predict(model, split, task):
         digest = hashlib.sha256()
         for name, value in sorted(model.state_dict().items()):
             digest.update(name.encode())
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
         record["hashes"].append(digest.hexdigest())
-        return real_evaluate(model, split, task)
+        return real_predict(model, split, task)
 
-    bebert.train.objective_loss, bebert.pipeline.evaluate = objective_loss, evaluate
+    bebert.train.objective_loss, bebert.pipeline.predict = objective_loss, predict
     rc = main(sys.argv[2:])
     with open(os.path.join(sys.argv[1], "rank%s.json" % os.environ["RANK"]), "w") as fh:
         json.dump(record, fh)

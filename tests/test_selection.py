@@ -6,7 +6,6 @@ mid-stage resumes to the uninterrupted run's result bit for bit."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ import yaml
 
 import bebert.glue
 import bebert.pipeline
-import bebert.train
 from bebert.backbone import load_tokenizer
 from bebert.ensemble import run_ensemble
 from bebert.errors import BebertError
@@ -203,24 +201,11 @@ def test_checkpoints_load_without_pickle(reference):
 
 
 @pytest.mark.parametrize("stage_dir,after", [("teacher/stage0-task", 2), ("student/stage1-kd_pred", 1)])
-def test_killed_run_resumes_to_the_uninterrupted_choice(reference, tmp_path, monkeypatch, glue_dir, stage_dir, after):
+def test_killed_run_resumes_to_the_uninterrupted_choice(reference, tmp_path, kill_after_checkpoint, glue_dir,
+                                                       stage_dir, after):
     recipe, reference_out, expected = reference
     out = tmp_path / "killed"
-    real_save = bebert.train.atomic_save
-    saved = []
-
-    def save_then_die(obj, path):
-        real_save(obj, path)
-        if Path(path).name == "checkpoint.pt" and Path(path).parent == out / stage_dir:
-            saved.append(path)
-            if len(saved) == after:
-                raise KeyboardInterrupt  # as if killed right after this checkpoint hit the disk
-
-    monkeypatch.setattr(bebert.train, "atomic_save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_recipe(recipe, out, glue_dir=glue_dir, log=quiet)
-    monkeypatch.setattr(bebert.train, "atomic_save", real_save)
-    state = torch.load(out / stage_dir / "checkpoint.pt", weights_only=True)
+    state = kill_after_checkpoint(lambda: run_recipe(recipe, out, glue_dir=glue_dir, log=quiet), out / stage_dir, after)
     assert (state["epoch"], state["step_in_epoch"]) == (0, 2 * after)  # really stopped mid-stage
     assert state["selection"]["history"]  # with choices already made
 
@@ -232,3 +217,37 @@ def test_killed_run_resumes_to_the_uninterrupted_choice(reference, tmp_path, mon
     first = yaml.safe_load((reference_out / "artifact" / "manifest.yaml").read_text())
     second = yaml.safe_load((out / "artifact" / "manifest.yaml").read_text())
     assert second["tensors"] == first["tensors"] and second["tensor_file"] == first["tensor_file"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the shipped recipes and BiT's stage
+
+
+def test_task_recipes_hold_rows_out_and_their_1_1_1_recipes_share_the_teacher():
+    from bebert.recipe import task_recipe
+
+    for task in ("sst2", "mrpc", "rte", "cola", "stsb"):
+        a4, a1 = task_recipe(task, "w1e1a4"), task_recipe(task, "w1e1a1")
+        assert a4.selection == a1.selection == Selection(0.1, 50)
+        # bebert_results.py trains the teacher once per task: both recipes must describe the same one.
+        same = ("task", "backbone", "max_length", "batch_size", "seed", "train_subset", "teacher", "selection")
+        assert all(getattr(a4, k) == getattr(a1, k) for k in same)
+        assert a1.quant == "w1e1a1-fphead" and [s.objective for s in a1.student] == ["kd_joint"]
+
+
+def test_kd_joint_is_hidden_states_without_attention_plus_prediction():
+    from bebert.model import BertOutput
+    from bebert.objectives import hidden_kd_loss, objective_loss, prediction_kd_loss
+
+    torch.manual_seed(0)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+
+    def output():
+        return BertOutput(torch.randn(2, 3), [torch.randn(2, 4, 8) for _ in range(3)],
+                          [torch.randn(2, 2, 4, 4) for _ in range(2)])
+
+    student, teacher = output(), output()
+    joint = objective_loss("kd_joint", student, teacher, {"attention_mask": mask}, False)
+    hidden_only = hidden_kd_loss(student, teacher, mask, attention=False)
+    assert torch.allclose(joint, hidden_only + prediction_kd_loss(student.logits, teacher.logits, False))
+    assert hidden_kd_loss(student, teacher, mask) > hidden_only  # the attention term is what is left out
