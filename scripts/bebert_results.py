@@ -102,10 +102,42 @@ base_recipe = task_recipe  # the task's single-model recipe for one setting
 
 
 class Runs:
-    """Where each run lives, and running it (resumably) when asked."""
+    """Where each run lives, and running it (resumably) when asked.
 
-    def __init__(self, root: Path, glue_dir):
-        self.root, self.glue_dir = root, glue_dir
+    The runs themselves (checkpoints, models) stay in ``root`` (runs/, not in git). What the report
+    reads of a finished run (results.json, the members' stages.json, the student's dev predictions,
+    cached perturbation and timing figures: a few kB each) is also copied into ``archive``
+    (results/bebert-runs/, in git), and read from there when ``root`` lacks it: the table grows over
+    sessions whose run folders do not survive them.
+    """
+
+    ARCHIVED = ("results.json", "stages.json", "dev_predictions.npy", "perturbation.json", "kd-step-times.json")
+
+    def __init__(self, root: Path, glue_dir, archive: Path | None = None):
+        self.root, self.glue_dir, self.archive = root, glue_dir, archive
+
+    def find(self, path: Path) -> Path | None:
+        """``path`` (under root) where it exists, else its archived copy, else None."""
+        if path.exists():
+            return path
+        if self.archive is not None:
+            copy = self.archive / path.relative_to(self.root)
+            if copy.exists():
+                return copy
+        return None
+
+    def save_archive(self) -> None:
+        """Copy every finished run's small records into the archive (only files that changed)."""
+        if self.archive is None:
+            return
+        for path in sorted(p for part in ("foundation", "bebert") for p in (self.root / part).rglob("*")):
+            if path.is_file() and path.name.endswith(self.ARCHIVED) and "artifact" not in path.parts:
+                if path.name == "stages.json" and "members" not in path.parts:
+                    continue  # single models' stages are inside their results.json
+                copy = self.archive / path.relative_to(self.root)
+                if not copy.exists() or copy.read_bytes() != path.read_bytes():
+                    copy.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, copy)
 
     def base_dir(self, task: str, quant: str, seed: int = 42) -> Path:
         if seed == 42:
@@ -117,10 +149,13 @@ class Runs:
             return self.root / "bebert" / f"{task}-{name}"
         return self.root / "bebert" / "seeds" / f"{task}-{name}-s{seed}"
 
-    def run_base(self, task: str, quant: str, seed: int = 42) -> dict:
+    def run_base(self, task: str, quant: str, seed: int = 42, need_model: bool = False) -> dict:
+        """The single model's results; trained (or resumed) unless finished, here or, when its model is
+        not needed, in the archive (retraining an archived run repeats it: every run is seeded)."""
         out = self.base_dir(task, quant, seed)
-        if (out / "results.json").exists():
-            return json.loads((out / "results.json").read_text())
+        done = self.result(out)
+        if done is not None and (not need_model or (out / "student" / "model.pt").exists()):
+            return done
         other = self.base_dir(task, "w1e1a1" if quant == "w1e1a4" else "w1e1a4", seed) / "teacher"
         if (other / "model.pt").exists() and not (out / "teacher").exists():
             # The same teacher and held-out rows in both recipes: train the teacher once per task and seed.
@@ -129,9 +164,10 @@ class Runs:
 
     def run_ensemble(self, task: str, name: str, quant: str, ensemble: Ensemble, seed: int = 42) -> dict:
         out = self.ensemble_dir(task, name, seed)
-        if (out / "results.json").exists():
-            return json.loads((out / "results.json").read_text())
-        self.run_base(task, quant, seed)
+        done = self.result(out)
+        if done is not None:
+            return done
+        self.run_base(task, quant, seed, need_model=True)
         prefix = self.ensemble_dir(task, PREFIX_OF.get(name, name), seed) / "members"
         if name in PREFIX_OF and prefix.is_dir() and not (out / "members").exists():
             # Rounds already trained by the shorter run of the same recipe are the same rounds here.
@@ -142,9 +178,9 @@ class Runs:
     def result(self, path: Path) -> dict | None:
         return self.result_json(path / "results.json")
 
-    @staticmethod
-    def result_json(path: Path) -> dict | None:
-        return json.loads(path.read_text()) if path.exists() else None
+    def result_json(self, path: Path) -> dict | None:
+        found = self.find(path)
+        return json.loads(found.read_text()) if found else None
 
 
 def jobs(parts: list[str], tasks: list[str], runs: Runs):
@@ -317,8 +353,8 @@ def render_glue(runs: Runs, tasks, table: dict) -> list[str]:
             result = runs.result(runs.ensemble_dir(task, name))
             if result:
                 metric = result["metric"]
-                stages = [json.loads((runs.ensemble_dir(task, name) / "members" / str(m["round"]) / "stages.json")
-                                     .read_text()) for m in result["members"]]
+                stages = [runs.result_json(runs.ensemble_dir(task, name) / "members" / str(m["round"]) / "stages.json")
+                          or [] for m in result["members"]]
                 members = "; ".join(f"{m['error']:.3f} / {m['alpha']:.3f} / step "
                                     f"{'+'.join(str(st.get('selected_step', '-')) for st in s)} / "
                                     f"{cell(m['dev'][metric]) if m['dev'] else 'dropped'} / {m['train_wall_s']:.0f}"
@@ -342,15 +378,15 @@ def student_standard_error(runs: Runs, task: str) -> float | None:
     """The bootstrap standard error of the single 1-1-4 student's dev metric, from its saved dev predictions."""
     base = runs.base_dir(task, "w1e1a4")
     path = base / "dev_predictions.npy"
-    if not path.exists():
-        if runs.result(base) is None:
+    if runs.find(path) is None:
+        if not (base / "student" / "model.pt").exists():
             return None
         # A run finished before its pipeline saved the predictions: compute them once from its student.
         recipe = base_recipe(task, "w1e1a4")
         dev = load_dev(recipe, load_tokenizer(recipe.backbone), runs.glue_dir)
         logits = predict_logits(load_model_checkpoint(base / "student" / "model.pt"), dev)
         np.save(path, predictions_from_logits(logits, glue.task_spec(task).is_regression))
-    predictions = np.load(path)
+    predictions = np.load(runs.find(path))
     labels = np.array([e.label for e in glue.load_split(task, "dev", runs.glue_dir)])
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     draws = []
@@ -466,7 +502,7 @@ def render_members(runs: Runs) -> list[str]:
                   + ("" if agrees else f"; the held-out rows prefer {best}, so the table's choice is not the measured one") + ".", ""]
     else:
         lines += ["Not every variant has run yet; the GLUE table's members are \"long, no KD\" (chosen before the ablation ran).", ""]
-    timing = runs.result_json(runs.root / "bebert" / f"{ABLATION_TASK}-kd-step-times.json")
+    timing = runs.result_json(runs.root / "bebert" / f"{ABLATION_TASK}-kd-step-times.json")  # name ends as ARCHIVED
     if timing:
         lines += [f"Step timing on an idle machine ({timing['steps_timed']} steps per stage, batch 32, "
                   f"{timing['threads']} threads):", "", "| member training | s per step (per stage) | vs no KD |",
@@ -483,8 +519,8 @@ def kd_step_times(runs: Runs, glue_dir, steps: int = 30) -> dict | None:
     """Seconds per training step of each member mode, timed on an idle machine (run with --parts kdtime
     while nothing else runs). The full runs' own wall times also hold whatever else shared the CPU."""
     cache = runs.root / "bebert" / f"{ABLATION_TASK}-kd-step-times.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
+    if runs.find(cache):
+        return runs.result_json(cache)
     base_dir = runs.base_dir(ABLATION_TASK, "w1e1a4")
     if not (base_dir / "student" / "model.pt").exists():
         return None
@@ -557,9 +593,11 @@ def perturbation(runs: Runs, glue_dir) -> dict:
         if ens is None or len(ens["members"]) < 2:
             continue
         cache = ens_dir / "perturbation.json"
-        if cache.exists():
-            found[task] = json.loads(cache.read_text())
+        if runs.find(cache):
+            found[task] = runs.result_json(cache)
             continue
+        if not (ens_dir / "members" / "0" / "model.pt").exists():
+            continue  # an archived run whose models are gone, measured before its perturbation was
         recipe = base_recipe(task, "w1e1a4")
         tokenizer = load_tokenizer(recipe.backbone)
         dev = load_dev(recipe, tokenizer, glue_dir)
@@ -669,15 +707,18 @@ def main(argv=None) -> int:
                         help="run only these tasks' jobs (of every part chosen); the report always holds every task")
     parser.add_argument("--report-only", action="store_true", help="write the tables from finished runs only")
     parser.add_argument("--runs", default=str(REPO / "runs"))
+    parser.add_argument("--archive", default=str(REPO / "results" / "bebert-runs"),
+                        help="where finished runs' small records are kept (in git) and read back from")
     parser.add_argument("--glue-dir")
     parser.add_argument("--out", default=str(REPO / "results" / "bebert.md"))
     args = parser.parse_args(argv)
-    runs = Runs(Path(args.runs), args.glue_dir)
+    runs = Runs(Path(args.runs), args.glue_dir, Path(args.archive))
     started = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def report():  # every table, from whatever runs have finished; --parts and --tasks only choose what to run
+        runs.save_archive()
         text = render(runs, REPORT_PARTS, TASKS, args.glue_dir, time.perf_counter() - started)
         out.write_text(text)
         return text
