@@ -348,9 +348,10 @@ def measured_clock(path: Path = TIMING_FILE) -> tuple[float, str]:
 
 def ensemble_accuracy(path: Path, task: str = "sst2") -> dict[int, float]:
     """SST-2 dev accuracy by member count (1: the single binary 1-1-4 model; 2 and 4: BEBERT 1-1-4 by
-    AdaBoost, joined by vote) from the GLUE table of the ensemble experiments (results/bebert.md)."""
+    AdaBoost) from the GLUE table of a report of the ensemble experiments (scripts/bebert_results.py)."""
     if not path.exists():
-        raise SweepError(f"No ensemble results at {path}; pass --accuracy with results/bebert.md, or '' to skip.")
+        raise SweepError(f"No ensemble results at {path}; pass --accuracy with a report of "
+                         f"scripts/bebert_results.py, or '' to skip.")
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in path.read_text().splitlines()
             if line.startswith("|")]
     # The GLUE table: the one whose header starts with "task" and names the accuracy columns (the report

@@ -2,7 +2,7 @@
 
 * ``pareto``: throughput (sentences/s, and binary GOPS) against LUTs, the Pareto front drawn;
 * ``accuracy_latency``: SST-2 dev accuracy against latency for 1, 2 and 4 members, time-multiplexed
-  and replicated (accuracies from results/bebert.md, the ensemble experiments);
+  and replicated (accuracies from the ensemble experiments' report, hw.cli.ACCURACY_REPORT);
 * ``resources_by_block``: LUTs per block of each design point;
 * ``cycles_by_layer``: cycles of one inference per layer type;
 * ``weights_on_chip``: parameter memory bits against the block RAM of an ECP5-85F and a ZU9EG.
