@@ -169,10 +169,7 @@ def run_ensemble(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool
         "selection_by_members": held_out,
         "members": [{**{k: record[k] for k in ("round", "error", "alpha", "kept", "distinct_rows",
                                                "train_wall_s", "score_wall_s")},
-                     "dev": glue.compute_metrics(spec.name, predictions_from_logits(logits, spec.is_regression),
-                                                 dev.labels) if record["kept"] else None,
-                     "dev_answers": glue.distinct_answers(spec.name, predictions_from_logits(
-                         logits, spec.is_regression)) if record["kept"] else None}
+                     **_own_dev(spec.name, logits, dev.labels)}
                     for record, logits in zip(rounds, _align(rounds, dev_logits))],
         "base": {"dir": str(base_dir), "teacher_dev": base["teacher"]["dev"], "student_dev": base["student"]["dev"],
                  "train_wall_s": base["train_wall_s"]},
@@ -195,6 +192,14 @@ def run_ensemble(recipe: Recipe, out: str | Path, *, glue_dir=None, resume: bool
         log(f"artifact written to {out / 'artifact'}")
     barrier(world)
     return results
+
+
+def _own_dev(task: str, logits: np.ndarray | None, labels: np.ndarray) -> dict:
+    """A member's own dev metrics and distinct answers (None for a dropped member)."""
+    if logits is None:
+        return {"dev": None, "dev_answers": None}
+    predictions = predictions_from_logits(logits, glue.task_spec(task).is_regression)
+    return {"dev": glue.compute_metrics(task, predictions, labels), "dev_answers": glue.distinct_answers(task, predictions)}
 
 
 def _by_prefix(member_logits: list[np.ndarray], alphas, task: str, labels: np.ndarray) -> dict:

@@ -35,13 +35,9 @@ from .model import BertDims, QuantBert, load_hf_weights
 from .qconfig import QuantConfig, load_quant_config
 from .recipe import Recipe
 from .selection import Selector, rows_digest, selection_split
-from .train import World, atomic_save, barrier, device_for, predict_logits, predictions_from_logits, train_stage
+from .train import (World, atomic_save, barrier, device_for, predict, predict_logits, predictions_from_logits,
+                    train_stage)
 from .tws import split_ternary_model
-
-
-def predict(model: QuantBert, split: EncodedSplit, task: str) -> np.ndarray:
-    """The model's answer for every row of ``split``: class indices, or STS-B scores."""
-    return predictions_from_logits(predict_logits(model, split), glue.task_spec(task).is_regression)
 
 
 def evaluate(model: QuantBert, split: EncodedSplit, task: str) -> dict[str, float]:

@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from . import glue
 from .data import EncodedSplit, inference_batches
 from .objectives import hidden_kd_loss
-from .train import predict_logits, predictions_from_logits
+from .train import predict
 
 STSB_BINS = 5  # scores 0..5 in whole-point bins, the top score joining the last bin
 
@@ -51,8 +51,7 @@ class Selector:
     def score(self, model, objective: str, teacher=None) -> float:
         if objective == "kd_hidden":
             return -self._hidden_loss(model, teacher)
-        spec = glue.task_spec(self.task)
-        predictions = predictions_from_logits(predict_logits(model, self.rows), spec.is_regression)
+        predictions = predict(model, self.rows, self.task)
         with warnings.catch_warnings():  # a constant prediction has no correlation: scored as the worst
             warnings.simplefilter("ignore")
             value = glue.score(self.task, predictions, self.rows.labels)

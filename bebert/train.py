@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import glue
 from .data import EncodedSplit, collate, epoch_order, inference_batches
 from .model import QuantBert
 from .objectives import NEEDS_TEACHER, objective_loss
@@ -122,6 +123,11 @@ def predict_logits(model: QuantBert, split: EncodedSplit, batch_size: int = 64) 
 
 def predictions_from_logits(logits: np.ndarray, regression: bool) -> np.ndarray:
     return logits[:, 0] if regression else logits.argmax(-1)
+
+
+def predict(model: QuantBert, split: EncodedSplit, task: str) -> np.ndarray:
+    """The model's answer for every row of ``split``: class indices, or STS-B scores."""
+    return predictions_from_logits(predict_logits(model, split), glue.task_spec(task).is_regression)
 
 
 def train_stage(model: QuantBert, stage: Stage, train: EncodedSplit, *, batch_size: int, seed: int,

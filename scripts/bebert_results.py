@@ -98,9 +98,6 @@ REPORT_PARTS = ("glue", "members", "seeds", "perturb", "size")
 PAPER = {"fp32": 82.84, "single 1-1-4": 78.76, "BEBERT 1-1-4 x2": 80.96}
 
 
-base_recipe = task_recipe  # the task's single-model recipe for one setting
-
-
 class Runs:
     """Where each run lives, and running it (resumably) when asked.
 
@@ -160,7 +157,7 @@ class Runs:
         if (other / "model.pt").exists() and not (out / "teacher").exists():
             # The same teacher and held-out rows in both recipes: train the teacher once per task and seed.
             shutil.copytree(other, out / "teacher", ignore=shutil.ignore_patterns("checkpoint.pt"))
-        return run_recipe(base_recipe(task, quant, seed), out, glue_dir=self.glue_dir, resume=True)
+        return run_recipe(task_recipe(task, quant, seed), out, glue_dir=self.glue_dir, resume=True)
 
     def run_ensemble(self, task: str, name: str, quant: str, ensemble: Ensemble, seed: int = 42) -> dict:
         out = self.ensemble_dir(task, name, seed)
@@ -172,7 +169,7 @@ class Runs:
         if name in PREFIX_OF and prefix.is_dir() and not (out / "members").exists():
             # Rounds already trained by the shorter run of the same recipe are the same rounds here.
             shutil.copytree(prefix, out / "members", ignore=shutil.ignore_patterns("checkpoint.pt"))
-        recipe = base_recipe(task, quant, seed).replace(ensemble=ensemble)
+        recipe = task_recipe(task, quant, seed).replace(ensemble=ensemble)
         return run_ensemble(recipe, out, glue_dir=self.glue_dir, resume=True, base_dir=self.base_dir(task, quant, seed))
 
     def result(self, path: Path) -> dict | None:
@@ -256,10 +253,8 @@ def glue_rows(runs: Runs, tasks) -> dict:
         teacher_s = _stage_s(teacher_run, "teacher")
         single_s = {q: (teacher_s + _stage_s(b, "student") if b else None) for q, b in (("w1e1a4", b4), ("w1e1a1", b1))}
 
-        def single(result, role):
-            if result is None:
-                return None
-            return result[role]["dev"][metric], result[role].get("dev_answers"), _stage_s(result, role)
+        def single(result, role, spent):
+            return result and (result[role]["dev"][metric], result[role].get("dev_answers"), spent)
 
         def joined(name, m):
             """The ensemble of the first m rounds joined by logits (a dropped member leaves fewer)."""
@@ -280,12 +275,11 @@ def glue_rows(runs: Runs, tasks) -> dict:
             spent = None if single_s["w1e1a4"] is None else single_s["w1e1a4"] + first["train_wall_s"]
             return first["dev"][metric], first.get("dev_answers"), spent
 
-        teacher = single(teacher_run, "teacher")
         row = {
             "majority class": (majority_class(task, runs.glue_dir), None, None),
-            "fp32": teacher and (teacher[0], teacher[1], teacher_s),
-            "1-1-4": single(b4, "student") and (*single(b4, "student")[:2], single_s["w1e1a4"]),
-            "1-1-1": single(b1, "student") and (*single(b1, "student")[:2], single_s["w1e1a1"]),
+            "fp32": single(teacher_run, "teacher", teacher_s),
+            "1-1-4": single(b4, "student", single_s["w1e1a4"]),
+            "1-1-1": single(b1, "student", single_s["w1e1a1"]),
             "BEBERT 1-1-4 x2": joined("w1e1a4-adaboost2", 2),
             "member 1 alone": first_member(),
             "BEBERT 1-1-4 x4": joined("w1e1a4-adaboost4", 4),
@@ -382,7 +376,7 @@ def student_standard_error(runs: Runs, task: str) -> float | None:
         if not (base / "student" / "model.pt").exists():
             return None
         # A run finished before its pipeline saved the predictions: compute them once from its student.
-        recipe = base_recipe(task, "w1e1a4")
+        recipe = task_recipe(task, "w1e1a4")
         dev = load_dev(recipe, load_tokenizer(recipe.backbone), runs.glue_dir)
         logits = predict_logits(load_model_checkpoint(base / "student" / "model.pt"), dev)
         np.save(path, predictions_from_logits(logits, glue.task_spec(task).is_regression))
@@ -532,7 +526,7 @@ def kd_step_times(runs: Runs, glue_dir, steps: int = 30) -> dict | None:
     from bebert.objectives import NEEDS_TEACHER
     from bebert.train import World, train_stage
 
-    recipe = base_recipe(ABLATION_TASK, "w1e1a4")
+    recipe = task_recipe(ABLATION_TASK, "w1e1a4")
     train = load_training(recipe, load_tokenizer(recipe.backbone), glue_dir).fit
     sample = train.take(epoch_order(len(train), recipe.seed, 0)[:steps * recipe.batch_size])
     teacher = load_model_checkpoint(base_dir / "teacher" / "model.pt").eval()
@@ -598,7 +592,7 @@ def perturbation(runs: Runs, glue_dir) -> dict:
             continue
         if not (ens_dir / "members" / "0" / "model.pt").exists():
             continue  # an archived run whose models are gone, measured before its perturbation was
-        recipe = base_recipe(task, "w1e1a4")
+        recipe = task_recipe(task, "w1e1a4")
         tokenizer = load_tokenizer(recipe.backbone)
         dev = load_dev(recipe, tokenizer, glue_dir)
         noisy = drop_tokens(dev, DROP_RATE, DROP_SEED, tokenizer.all_special_ids)
