@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .sim.ensemble import Simulation, load_simulation
-from .sim.fixed import FRAC, LN_NORM_BITS, LN_RECIP, LN_VAR_SHIFT, PROB_FRAC
+from .sim.fixed import FRAC, LN_NORM_BITS, LN_RECIP, LN_VAR_FLOOR, LN_VAR_SHIFT, PROB_FRAC, mean_square_floor
 from .sim.program import Member, Staircase, context_staircase
 
 
@@ -90,9 +90,9 @@ class IntegerMember:
         mean = _div(z.sum(dim=-1), torch.tensor(width, device=z.device))
         d = z - mean[..., None]
         coarse = _shift(d, LN_VAR_SHIFT)
-        variance = torch.div((coarse * coarse).sum(dim=-1), width, rounding_mode="floor")
+        variance = torch.clamp(mean_square_floor(coarse, width), min=LN_VAR_FLOOR)
         k = torch.clamp(LN_NORM_BITS - _bit_length(variance), min=0) & ~1
-        root = torch.clamp(_isqrt(variance << k), min=1)
+        root = _isqrt(variance << k)
         reciprocal = _div(torch.full_like(root, 1 << LN_RECIP), root)
         normalized = _shift(d * reciprocal[..., None], (LN_RECIP - FRAC + LN_VAR_SHIFT - k // 2)[..., None])
         return _shift(normalized * self.t(norm.gamma), FRAC) + self.t(norm.beta)

@@ -193,7 +193,7 @@ def design_jobs(verilog: str, top: str) -> DesignJobs:
             out.blocks.append((block, job.key))
         if memory_calls:
             continue
-        children = [other for other in modules if other != name and re.search(rf"{re.escape(other)}\s+\w+\s*\(", text)]
+        children = [other for other in modules if other != name and re.search(rf"{re.escape(other)}\s+[^\s(]+\s*\(", text)]
         if re.search(rf"\b{LUT_MODULE}\s*#", text):  # compressor LUTs: synthesized in the job, one LUT each
             text += LUT_VERILOG
         job = SynthJob(name, text, "".join(modules[c] for c in children))

@@ -699,6 +699,9 @@ def main(argv=None) -> int:
                         help="kdtime (not in the default): time each member mode's steps; run it on an idle machine")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS),
                         help="run only these tasks' jobs (of every part chosen); the report always holds every task")
+    parser.add_argument("--only", nargs="+", metavar="CELL",
+                        help="run only the jobs whose description holds one of these strings (e.g. '1-1-4 single' "
+                             "'BEBERT 1-1-4 x2'), so a session can spend its hours where they are needed")
     parser.add_argument("--report-only", action="store_true", help="write the tables from finished runs only")
     parser.add_argument("--runs", default=str(REPO / "runs"))
     parser.add_argument("--archive", default=str(REPO / "results" / "bebert-runs"),
@@ -721,6 +724,8 @@ def main(argv=None) -> int:
         kd_step_times(runs, args.glue_dir)
     if not args.report_only:
         for description, job in jobs(args.parts, args.tasks, runs):
+            if args.only and not any(cell in description for cell in args.only):
+                continue
             print(f"== {description}", flush=True)
             job()
             report()

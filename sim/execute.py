@@ -13,7 +13,8 @@ import numpy as np
 from bebert import bitpack
 
 from . import gemm
-from .fixed import FRAC, LN_NORM_BITS, LN_RECIP, LN_VAR_SHIFT, PROB_FRAC, bit_length, isqrt, round_div, round_shift, round_shift_each
+from .fixed import (FRAC, LN_NORM_BITS, LN_RECIP, LN_VAR_FLOOR, LN_VAR_SHIFT, PROB_FRAC, bit_length, isqrt,
+                    mean_square_floor, round_div, round_shift, round_shift_each)
 from .program import Codes, LayerNorm, Linear, Member, context_staircase
 
 
@@ -53,10 +54,11 @@ def layer_norm(z: np.ndarray, norm: LayerNorm) -> np.ndarray:
     mean = round_div(z.sum(axis=-1), width)
     d = z - mean[..., None]
     coarse = round_shift(d, LN_VAR_SHIFT)
-    variance = (coarse * coarse).sum(axis=-1) // width  # 2 (FRAC - LN_VAR_SHIFT) fractional bits
+    # 2 (FRAC - LN_VAR_SHIFT) fractional bits, at least one unit (the epsilon)
+    variance = np.maximum(mean_square_floor(coarse, width), LN_VAR_FLOOR)
     # Normalize like a float: shift the variance left by an even k so its root keeps ~31 bits.
     k = np.maximum(LN_NORM_BITS - bit_length(variance), 0) & ~1
-    root = np.maximum(isqrt(variance << k), 1)  # sqrt(var) * 2^(FRAC - LN_VAR_SHIFT + k/2)
+    root = isqrt(variance << k)  # sqrt(var) * 2^(FRAC - LN_VAR_SHIFT + k/2), at least 2^29
     reciprocal = round_div(np.int64(1) << LN_RECIP, root)
     # d / sigma at FRAC fractional bits = d * reciprocal * 2^(FRAC - LN_VAR_SHIFT + k/2 - LN_RECIP) / 2^0
     normalized = round_shift_each(d * reciprocal[..., None], (LN_RECIP - FRAC + LN_VAR_SHIFT - k // 2)[..., None])

@@ -15,6 +15,8 @@ FRAC = 24  # fractional bits of hidden states (resolution 6e-8, near float32's a
 LN_VAR_SHIFT = 4  # LayerNorm squares deviations at FRAC - 4 fractional bits (keeps the sum in 63 bits)
 LN_NORM_BITS = 61  # the variance is shifted left (by an even amount) to hold about this many bits
 LN_RECIP = 55  # the LayerNorm reciprocal is round(2^LN_RECIP / s), s the normalized root (31 bits)
+LN_VAR_FLOOR = 1  # the variance is at least one unit, 2^-2(FRAC - LN_VAR_SHIFT) = 9e-13: LayerNorm's epsilon
+LN_INPUT_BITS = 34  # widest LayerNorm input (hidden state) whose arithmetic int64 holds exactly
 EXP_FRAC = 24  # fractional bits of the softmax exponentials (exp(0) = 2^24)
 PROB_FRAC = 24  # fractional bits of the attention-probability quantizer step
 ALPHA_FRAC = 12  # fractional bits of the ensemble's member weights
@@ -41,6 +43,16 @@ def round_div(value, divisor):
     value = np.asarray(value, dtype=np.int64)
     divisor = np.asarray(divisor, dtype=np.int64)
     return (2 * value + divisor) // (2 * divisor)
+
+
+def mean_square_floor(c, width: int):
+    """floor(sum(c^2) / width) over the last axis, exactly, for |c| < 2^31 (NumPy or torch int64).
+
+    A row's squares (each below 2^62) can sum past 2^63, so they are summed in two 32-bit limbs and
+    the division is carried from the high limb into the low one."""
+    square = c * c
+    high, low = (square >> 32).sum(-1), (square & 0xFFFFFFFF).sum(-1)
+    return (high // width << 32) + ((high % width << 32) + low) // width
 
 
 def isqrt(value):

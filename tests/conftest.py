@@ -122,3 +122,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh synthesis cache (hw/synth.py), so a test runs Yosys itself."""
+    monkeypatch.setenv("BEBERT_HW_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

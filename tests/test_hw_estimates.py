@@ -37,12 +37,6 @@ def tiny_plan():
     return AcceleratorPlan(HardwareConfig(8, 16, None, 4), shape_from_dims("tiny", TINY, "1-1-4", 2))
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BEBERT_HW_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 # ---- the models' arithmetic ----------------------------------------------------------------------------
 def test_resources_from_yosys_cells():
     cells = {"LUT1": 1, "LUT6": 10, "INV": 2, "FDRE": 7, "FDSE": 1, "RAM64M": 3, "SRLC32E": 2, "RAMB36E1": 4,
