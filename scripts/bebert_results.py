@@ -180,8 +180,15 @@ class Runs:
         return json.loads(found.read_text()) if found else None
 
 
-def jobs(parts: list[str], tasks: list[str], runs: Runs):
-    """(description, callable) in priority order."""
+def jobs(parts: list[str], tasks: list[str], runs: Runs, only: list[str] | None = None):
+    """(description, callable) in priority order; with ``only``, just the jobs whose description
+    holds one of those strings."""
+    for description, job in _all_jobs(parts, tasks, runs):
+        if not only or any(cell in description for cell in only):
+            yield description, job
+
+
+def _all_jobs(parts: list[str], tasks: list[str], runs: Runs):
     for task in tasks:
         if "glue" in parts:
             yield f"{task} 1-1-4 single", lambda t=task: runs.run_base(t, "w1e1a4")
@@ -723,9 +730,7 @@ def main(argv=None) -> int:
     if "kdtime" in args.parts and not args.report_only:
         kd_step_times(runs, args.glue_dir)
     if not args.report_only:
-        for description, job in jobs(args.parts, args.tasks, runs):
-            if args.only and not any(cell in description for cell in args.only):
-                continue
+        for description, job in jobs(args.parts, args.tasks, runs, args.only):
             print(f"== {description}", flush=True)
             job()
             report()

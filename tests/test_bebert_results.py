@@ -49,3 +49,14 @@ def test_report_renders_from_nothing(results_script, tmp_path, glue_dir):
     text = results_script.render(runs, results_script.REPORT_PARTS, results_script.TASKS, glue_dir, 0.0)
     assert "| stsb | pearson | - |" in text and "member 1 alone" in text
     assert "| BEBERT 1-1-4 x2 over the single 1-1-4 model | - | 2.20 |" in text  # ours not run, the paper's
+
+
+def test_only_chooses_the_jobs_a_session_runs(results_script, tmp_path, glue_dir):
+    """--only keeps the jobs whose description holds one of its strings, in their order; nothing runs."""
+    runs = results_script.Runs(tmp_path / "runs", glue_dir, tmp_path / "archive")
+    every = [d for d, _ in results_script.jobs(["glue"], ["mrpc", "cola"], runs)]
+    chosen = [d for d, _ in results_script.jobs(["glue"], ["mrpc", "cola"], runs, ["1-1-4 single", "BEBERT 1-1-4 x2"])]
+    assert chosen == ["mrpc 1-1-4 single", "mrpc BEBERT 1-1-4 x2", "cola 1-1-4 single", "cola BEBERT 1-1-4 x2"]
+    assert len(every) == 12 and set(chosen) < set(every)
+    assert not list(results_script.jobs(["glue"], ["mrpc"], runs, ["no such cell"]))
+    assert not (tmp_path / "runs").exists()
