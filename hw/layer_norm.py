@@ -38,6 +38,7 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.sim.fixed import FRAC, LN_INPUT_BITS, LN_NORM_BITS, LN_RECIP, LN_VAR_FLOOR, LN_VAR_SHIFT
 
+from .compressor import adder_tree
 from .plan import signed_bits
 from .resources import Resources, ceil_div, coefficients, linear_cost
 
@@ -108,10 +109,6 @@ class LayerNormShape:
         return math.isqrt(1 << (LN_NORM_BITS - 2))
 
     @property
-    def root_bits(self) -> int:
-        return self.root_steps
-
-    @property
     def recip_bits(self) -> int:
         return (((2 << LN_RECIP) + self.smallest_root) // (2 * self.smallest_root)).bit_length()
 
@@ -150,7 +147,7 @@ class LayerNormShape:
 
     @property
     def divider_divisor_bits(self) -> int:
-        return max((2 * self.width).bit_length(), (2 * ((1 << self.root_bits) - 1)).bit_length())
+        return max((2 * self.width).bit_length(), (2 * ((1 << self.root_steps) - 1)).bit_length())
 
     @property
     def row_cycles(self) -> int:
@@ -232,14 +229,6 @@ class SquareRoot(wiring.Component):
         return m
 
 
-def _lane_sum(values):
-    """An adder tree over the lanes (Amaranth widens each level by one bit)."""
-    values = list(values)
-    while len(values) > 1:
-        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
-    return values[0]
-
-
 class LayerNormUnit(wiring.Component):
     def __init__(self, shape: LayerNormShape):
         self.shape = s = shape
@@ -294,7 +283,7 @@ class LayerNormUnit(wiring.Component):
             m.d.sync += coarse[lane].eq(Mux(keep, (d + (1 << (LN_VAR_SHIFT - 1))) >> LN_VAR_SHIFT, 0))
             m.d.sync += square[lane].eq(coarse[lane] * coarse[lane])
         with m.If(square_valid):
-            m.d.sync += squares.eq(squares + _lane_sum(square[lane] for lane in range(lanes)))
+            m.d.sync += squares.eq(squares + adder_tree([square[lane] for lane in range(lanes)]))
 
         # -- the out pass: five registered stages into the FIFO -----------------------------------
         out_issue = Signal()
@@ -328,6 +317,14 @@ class LayerNormUnit(wiring.Component):
 
         # -- the control: one row at a time ----------------------------------------------------------
         d = divider
+
+        def divide(dividend, divisor, quotient_bits: int) -> list:
+            """Start floor(dividend / divisor), a quotient of quotient_bits: the dividend split into
+            its high part and its low bits, left-aligned."""
+            return [d.start.eq(1), d.high.eq(dividend >> quotient_bits),
+                    d.low.eq(dividend << (d.quotient_bits - quotient_bits)), d.divisor.eq(divisor),
+                    d.steps.eq(quotient_bits)]
+
         with m.FSM(name="layer_norm"):
             with m.State("IN"):
                 m.d.comb += self.row_in.ready.eq(1)
@@ -335,15 +332,12 @@ class LayerNormUnit(wiring.Component):
                     last = beat == beats - 1
                     lane_values = [Mux(real(lane, last), self.row_in.payload[lane], 0) for lane in range(lanes)]
                     m.d.comb += write.en.eq(1)
-                    m.d.sync += [total.eq(total + _lane_sum(lane_values)), beat.eq(beat + 1)]
+                    m.d.sync += [total.eq(total + adder_tree(lane_values)), beat.eq(beat + 1)]
                     with m.If(last):
                         m.d.sync += beat.eq(0)
                         m.next = "MEAN"
             with m.State("MEAN"):  # floor((2 sum + H + H 2^W) / 2H) = mean + 2^(W-1)
-                q = s.mean_quotient_bits
-                dividend = (total << 1) + width + (width << s.in_bits)
-                m.d.comb += [d.start.eq(1), d.high.eq(dividend >> q), d.low.eq(dividend << (d.quotient_bits - q)),
-                             d.divisor.eq(2 * width), d.steps.eq(q)]
+                m.d.comb += divide((total << 1) + width + (width << s.in_bits), 2 * width, s.mean_quotient_bits)
                 m.next = "MEAN_WAIT"
             with m.State("MEAN_WAIT"):
                 with m.If(d.done):
@@ -357,9 +351,7 @@ class LayerNormUnit(wiring.Component):
                     m.d.sync += beat.eq(0)
                     m.next = "VARIANCE_DIVIDE"
             with m.State("VARIANCE_DIVIDE"):
-                q = s.variance_bits
-                m.d.comb += [d.start.eq(1), d.high.eq(squares >> q), d.low.eq(squares << (d.quotient_bits - q)),
-                             d.divisor.eq(width), d.steps.eq(q)]
+                m.d.comb += divide(squares, width, s.variance_bits)
                 m.next = "VARIANCE_WAIT"
             with m.State("VARIANCE_WAIT"):
                 with m.If(d.done):
@@ -383,10 +375,8 @@ class LayerNormUnit(wiring.Component):
                 with m.If(square_root.done):
                     m.next = "RECIPROCAL"
             with m.State("RECIPROCAL"):  # round_div(2^R, root) = floor((2^(R+1) + root) / (2 root))
-                q = s.recip_bits
-                dividend = Const(2 << LN_RECIP, LN_RECIP + 2) + square_root.root
-                m.d.comb += [d.start.eq(1), d.high.eq(dividend >> q), d.low.eq(dividend << (d.quotient_bits - q)),
-                             d.divisor.eq(square_root.root << 1), d.steps.eq(q)]
+                m.d.comb += divide(Const(2 << LN_RECIP, LN_RECIP + 2) + square_root.root, square_root.root << 1,
+                                   s.recip_bits)
                 m.next = "RECIPROCAL_WAIT"
             with m.State("RECIPROCAL_WAIT"):
                 with m.If(d.done):

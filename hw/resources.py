@@ -97,6 +97,15 @@ def coefficients(block: str) -> dict[str, float]:
     return dict(yaml.safe_load(CALIBRATION.read_text())["lut_coefficients"][block])
 
 
+def store_lut_coefficients(fitted: dict[str, dict[str, float]]) -> None:
+    """Write blocks' fitted LUT coefficients into hw/calibration.yaml, keeping its header comment and
+    every other block's."""
+    calibration = yaml.safe_load(CALIBRATION.read_text())
+    calibration["lut_coefficients"].update(fitted)
+    header = "".join(line + "\n" for line in CALIBRATION.read_text().splitlines() if line.startswith("#"))
+    CALIBRATION.write_text(header + yaml.safe_dump(calibration, default_flow_style=None, sort_keys=False))
+
+
 def linear_cost(coefficients: dict[str, float], features: dict[str, float]) -> float:
     """A FINN-R-style cost: a sum of fitted coefficients times the structure counts of a block
     (scripts/resource_check.py --fit finds the coefficients by least squares on synthesis)."""

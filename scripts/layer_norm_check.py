@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 from amaranth.back import verilog
 from scipy.optimize import nnls
 
 from bebert.hw.layer_norm import LayerNormShape, LayerNormUnit, layer_norm_features, layer_norm_resources
-from bebert.hw.resources import CALIBRATION
+from bebert.hw.resources import CALIBRATION, store_lut_coefficients
 from bebert.hw.synth import design_jobs, synthesize
 from bebert.sim.fixed import FRAC
 
@@ -50,10 +49,8 @@ def main(argv=None) -> int:
         fitted = {n: round(float(c), 4) for n, c in zip(names, coefficients)}
         print("layer_norm LUT coefficients:", fitted)
         if args.write:
-            calibration = yaml.safe_load(CALIBRATION.read_text())
-            calibration["lut_coefficients"]["layer_norm"] = fitted
-            header = "".join(line for line in CALIBRATION.read_text().splitlines(True) if line.startswith("#"))
-            CALIBRATION.write_text(header + yaml.safe_dump(calibration, default_flow_style=None, sort_keys=False))
+            store_lut_coefficients({"layer_norm": fitted})
+            print(f"wrote {CALIBRATION}")
     lines = ["# The LayerNorm unit: resource model against Yosys synth_xilinx", "",
              "Written by `python scripts/layer_norm_check.py`. Gains up to 4, biases up to 4 (fixed point,",
              f"FRAC = {FRAC}). Yosys: the unit alone, each module synthesized with its children as black boxes,",

@@ -17,10 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from bebert.hw.dse import DesignPoint, run_points
-from bebert.hw.resources import CALIBRATION
+from bebert.hw.resources import CALIBRATION, store_lut_coefficients
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,7 +64,7 @@ def fit(result_rows: list[dict], points: list[DesignPoint], write: bool) -> None
         "buffers": buffers_features,
     }
     counted = {"pe_array": lambda plan: pe_array_cells(plan.config.pe, plan.config.simd, plan.product_modes)}
-    calibration = yaml.safe_load(CALIBRATION.read_text())
+    fitted_blocks = {}
     for block, features_of in blocks.items():
         features = [features_of(p.plan()) for p in points]
         names = list(features[0])
@@ -78,10 +76,9 @@ def fit(result_rows: list[dict], points: list[DesignPoint], write: bool) -> None
         fitted = dict.fromkeys(names, 0.0) | {names[i]: round(float(c), 4) for i, c in zip(used, coef)}
         worst = np.max(np.abs(a[:, used] @ coef - b) / (b + exact))
         print(f"{block}: LUT_COEFFICIENTS = {fitted}  (worst in-sample error {100 * worst:.1f}%)")
-        calibration["lut_coefficients"][block] = fitted
+        fitted_blocks[block] = fitted
     if write:
-        header = "".join(line + "\n" for line in CALIBRATION.read_text().splitlines() if line.startswith("#"))
-        CALIBRATION.write_text(header + yaml.safe_dump(calibration, default_flow_style=None, sort_keys=False))
+        store_lut_coefficients(fitted_blocks)
         print(f"wrote {CALIBRATION}")
 
 

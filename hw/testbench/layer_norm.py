@@ -35,6 +35,14 @@ def worst_case_rows(shape: LayerNormShape, rng) -> list[np.ndarray]:
     return [np.asarray(r, dtype=np.int64) for r in rows]
 
 
+def extreme_constants(shape: LayerNormShape, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Random gains and biases within the shape's bounds, lane 0 at the largest the build holds."""
+    gains = rng.integers(-shape.gain_bound, shape.gain_bound + 1, size=shape.width)
+    biases = rng.integers(-shape.bias_bound, shape.bias_bound + 1, size=shape.width)
+    gains[0], biases[0] = shape.gain_bound, -shape.bias_bound
+    return gains, biases
+
+
 def pack(values, bits: int) -> int:
     return sum((int(v) & ((1 << bits) - 1)) << (i * bits) for i, v in enumerate(values))
 
@@ -81,9 +89,7 @@ async def layer_norm_equals_simulator(dut):
     s = settings()
     shape = LayerNormShape(s["width"], s["lanes"], s["in_bits"], s["gain_bound"], s["bias_bound"])
     rng = np.random.default_rng(s["seed"])
-    gains = rng.integers(-shape.gain_bound, shape.gain_bound + 1, size=shape.width)
-    biases = rng.integers(-shape.bias_bound, shape.bias_bound + 1, size=shape.width)
-    gains[0], biases[0] = shape.gain_bound, -shape.bias_bound  # the largest constants the build holds
+    gains, biases = extreme_constants(shape, rng)
     rows = worst_case_rows(shape, rng)
 
     Clock(dut.clk, 10, unit="ns").start()
