@@ -32,15 +32,15 @@ from functools import cached_property
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bebert.sim.fixed import FRAC, LN_INPUT_BITS, LN_NORM_BITS, LN_RECIP, LN_VAR_FLOOR, LN_VAR_SHIFT
 
 from .compressor import adder_tree
+from .credited_output import credited_output, fifo_resources
 from .plan import signed_bits
-from .resources import Resources, ceil_div, coefficients, linear_cost
+from .resources import Resources, ceil_div, coefficients, linear_cost, multiply_dsps, row_buffer
 
 # Fixed cycles of a row beside its passes and iterations (the FSM below spends exactly these).
 DIVIDE_OVERHEAD = 2  # one cycle loads the divider, one takes its quotient
@@ -49,7 +49,6 @@ NORMALIZE_CYCLES = 1  # the leading-zero count and shift of the variance, loadin
 ROOT_OVERHEAD = 1  # the root is taken the cycle after its last iteration
 OUT_STAGES = 5  # deviation, x reciprocal, rounding shift, x gain, rounding and bias
 OUT_LATENCY = OUT_STAGES + 3  # issue to row_out: the read, the stages, the FIFO write and its output register
-FIFO_DEPTH = OUT_STAGES + 4  # room for every beat in flight, so the out pass issues one beat per cycle
 
 
 @dataclass(frozen=True)
@@ -251,7 +250,6 @@ class LayerNormUnit(wiring.Component):
         write, read = rows.write_port(), rows.read_port()
         m.submodules.divider = divider = SequentialDivider(s.divider_quotient_bits, s.divider_divisor_bits)
         m.submodules.square_root = square_root = SquareRoot(s.root_steps)
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=lanes * s.out_bits, depth=FIFO_DEPTH)
 
         beat = Signal(range(beats + 1))
         total = Signal(signed(s.sum_bits))
@@ -309,11 +307,7 @@ class LayerNormUnit(wiring.Component):
                 result[lane].eq(Mux(real(lane, stage_last[OUT_STAGES - 1]),
                                     ((scaled[lane] + (1 << (FRAC - 1))) >> FRAC) + biases[3][lane], 0)),
             ]
-        in_flight = sum(stage_valid[i] for i in range(OUT_STAGES + 1))
-        room = fifo.level + in_flight < FIFO_DEPTH
-        m.d.comb += [fifo.w_data.eq(result.as_value()), fifo.w_en.eq(stage_valid[OUT_STAGES]),
-                     self.row_out.payload.eq(fifo.r_data), self.row_out.valid.eq(fifo.r_rdy),
-                     fifo.r_en.eq(self.row_out.ready)]
+        room, fifo = credited_output(m, self.row_out, stage_valid, result.as_value())
 
         # -- the control: one row at a time ----------------------------------------------------------
         d = divider
@@ -394,13 +388,6 @@ class LayerNormUnit(wiring.Component):
 
 
 # ---- the resource model ---------------------------------------------------------------------------
-def multiply_dsps(a_bits: int, b_bits: int) -> int:
-    """DSP48E1 slices of a signed a x b product as Yosys tiles it: the wider operand on the 25-bit
-    port, 24 x 17 bits of magnitude per slice."""
-    wide, narrow = max(a_bits, b_bits), min(a_bits, b_bits)
-    return ceil_div(wide - 1, 24) * ceil_div(narrow - 1, 17)
-
-
 def _multiplies(s: LayerNormShape) -> list[tuple[int, int]]:
     """Each lane's three products: the square, d x reciprocal, n x gain."""
     return [(s.coarse_bits, s.coarse_bits), (s.deviation_bits, s.recip_bits + 1), (s.normalized_bits, s.gain_bits)]
@@ -438,13 +425,7 @@ def layer_norm_resources(shape: LayerNormShape) -> Resources:
     lane_ff = (s.coarse_bits + s.deviation_bits + s.normalized_bits + s.out_bits + 3 * s.gain_bits + 4 * s.bias_bits)
     scalar_ff = (s.sum_bits + s.square_sum_bits + s.in_bits + s.variance_bits + s.recip_bits + s.product_bits
                  + 3 * s.divider_divisor_bits + 2 * s.divider_quotient_bits + 4 * s.root_steps)
-    # Yosys maps the row buffer (beats deep) into RAM32M16 (half a LUT per bit) up to 32 words, into
-    # RAM64M-class cells (a LUT per bit) up to 64, and into RAMB36s of 72 bits deeper; the 8-deep FIFO
-    # into RAM32Ms of 6 bits.
-    row_bits = lanes * s.in_bits
-    row_lut, row_bram = (ceil_div(row_bits, 2), 0) if s.beats <= 32 else (row_bits, 0) if s.beats <= 64 else \
-        (0, ceil_div(row_bits, 72) * ceil_div(s.beats, 512))
-    fifo_lut = 4 * ceil_div(lanes * s.out_bits, 6)
-    return Resources(lut=linear_cost(LUT_COEFFICIENTS, layer_norm_features(s)), lutram=row_lut + fifo_lut,
-                     bram36=row_bram,
-                     ff=lanes * (lane_ff + s.out_bits) + scalar_ff, dsp=dsp)
+    buffers = (row_buffer(lanes * s.in_bits, s.beats, shared_address=True)  # one beat counter addresses both
+               + fifo_resources(lanes * s.out_bits, OUT_STAGES + 1))
+    return buffers + Resources(lut=linear_cost(LUT_COEFFICIENTS, layer_norm_features(s)),
+                               ff=lanes * lane_ff + scalar_ff, dsp=dsp)

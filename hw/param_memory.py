@@ -30,14 +30,10 @@ from amaranth import ClockSignal, Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .resources import Resources, ceil_div
+from .resources import Resources, ceil_div, tile_geometry
 
 MODULE_NAME = "bebert_param_memory"
 
-# Block RAM geometries of a 7-series RAMB36E1 (simple dual port: one read, one write port) as
-# (words, bits per word), and those of a RAMB18E1, which costs half a RAMB36.
-RAMB36_GEOMETRIES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
-RAMB18_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 MAX_TILES_PER_SIDE = 10_000  # tile image names carry four decimal digits per row and column
 
 VERILOG = """
@@ -122,16 +118,6 @@ module @MODULE@ #(
     assign rdata = row_data[row_q][WIDTH-1:0];
 endmodule
 """.replace("@MODULE@", MODULE_NAME)
-
-
-def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
-    """The block-RAM geometry (words, bits, is RAMB36) whose grid holds depth x width in the fewest
-    RAMB36 equivalents; ties go to fewer rows (a smaller read mux), then to RAMB36 tiles."""
-    options = [(ceil_div(depth, d) * ceil_div(width, w) * (1.0 if big else 0.5), ceil_div(depth, d), not big, d, w)
-               for big, geometries in ((True, RAMB36_GEOMETRIES), (False, RAMB18_GEOMETRIES))
-               for d, w in geometries]
-    _, _, small, d, w = min(options)
-    return d, w, not small
 
 
 def tile_image_name(row: int, col: int) -> str:

@@ -116,6 +116,46 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def multiply_dsps(a_bits: int, b_bits: int) -> int:
+    """DSP48E1 slices of a signed a x b product as Yosys tiles it: the wider operand on the 25-bit
+    port, 24 x 17 bits of magnitude per slice."""
+    wide, narrow = max(a_bits, b_bits), min(a_bits, b_bits)
+    return ceil_div(wide - 1, 24) * ceil_div(narrow - 1, 17)
+
+
+# Block RAM geometries of a 7-series RAMB36E1 (simple dual port: one read, one write port) as
+# (words, bits per word), and those of a RAMB18E1, which costs half a RAMB36.
+RAMB36_GEOMETRIES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
+RAMB18_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
+    """The block-RAM geometry (words, bits, is RAMB36) whose grid holds depth x width in the fewest
+    RAMB36 equivalents; ties go to fewer rows (a smaller read mux), then to RAMB36 tiles. Yosys'
+    memory mapping picks the same for an inferred RAM of one geometry."""
+    options = [(ceil_div(depth, d) * ceil_div(width, w) * (1.0 if big else 0.5), ceil_div(depth, d), not big, d, w)
+               for big, geometries in ((True, RAMB36_GEOMETRIES), (False, RAMB18_GEOMETRIES))
+               for d, w in geometries]
+    _, _, small, d, w = min(options)
+    return d, w, not small
+
+
+def row_buffer(width: int, depth: int, shared_address: bool) -> Resources:
+    """An inferred RAM of ``depth`` words of ``width`` bits with a registered read port, as Yosys
+    maps it on 7-series parts. Up to 32 words: RAM32M cells, four LUTs holding 8 bits when the write
+    and the read share one address (``shared_address``), 6 bits when they do not; up to 64 words:
+    RAM64X1S (a LUT a bit) with a shared address, RAM64M (four LUTs, 3 bits) without; deeper: block
+    RAM tiles (``tile_geometry``). Distributed RAM reads into fabric flip-flops; block RAM keeps
+    its read register inside the tile."""
+    if depth <= 64:
+        bits_per_cell, luts_per_cell = ((8 if shared_address else 6, 4) if depth <= 32
+                                        else (1, 1) if shared_address else (3, 4))
+        return Resources(lutram=luts_per_cell * ceil_div(width, bits_per_cell), ff=width)
+    d, w, big = tile_geometry(depth, width)
+    tiles = ceil_div(depth, d) * ceil_div(width, w)
+    return Resources(bram36=tiles if big else 0, bram18=0 if big else tiles)
+
+
 def finn_r_mvau_luts(pe: int, simd: int, weight_bits: int, act_bits: int, mw: int, out_bits: int,
                      tmem: int) -> float:
     """FINN-R's LUT estimate of a matrix-vector-activation unit (Blott et al., FINN-R, ACM TRETS

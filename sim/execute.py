@@ -102,24 +102,33 @@ def attention(layer, q, k, v, lengths, engine: str = "fast", record=None, i: int
     scores = _batched_product(qh, att.query_codes, kh, att.key_codes, engine)
     record(f"layer{i}.scores", scores)
     valid = np.arange(tokens)[None, :] < lengths[:, None]  # (batch, keys)
-    masked = np.where(valid[:, None, None, :], scores, np.iinfo(np.int64).min)
-    delta = masked.max(axis=-1, keepdims=True) - scores  # >= 0 on the valid keys
-    table = att.exp_table
-    exps = np.where(valid[:, None, None, :], table[np.clip(delta, 0, len(table) - 1)], 0)
-    record(f"layer{i}.exp", exps)
-    total = exps.sum(axis=-1, keepdims=True)
-    record(f"layer{i}.exp_sum", total[..., 0])
-    # code >= l  <=>  e / sum >= (l - 1/2) * step  <=>  2 e 2^P >= (2 l - 1) * step_P * sum
-    lhs = 2 * exps << PROB_FRAC
-    probs = np.zeros_like(exps)
-    for level in range(att.probs_codes.low + 1, att.probs_codes.high + 1):
-        probs += lhs >= (2 * level - 1) * att.prob_step * total
-    probs += att.probs_codes.low
+    probs = probabilities(scores, valid[:, None, None, :], att.exp_table, att.prob_step, att.probs_codes, record, i)
     record(f"layer{i}.probs", probs)
     context = _batched_product(probs, att.probs_codes, vh.transpose(0, 1, 3, 2), att.value_codes, engine)
     context = context.transpose(0, 2, 1, 3).reshape(batch, tokens, heads * size)
     record(f"layer{i}.context", context)
     return context
+
+
+def probabilities(scores: np.ndarray, valid: np.ndarray, table: np.ndarray, prob_step: int, codes: Codes,
+                  record=None, i: int = 0) -> np.ndarray:
+    """Probability codes of score rows (last axis: the keys; ``valid`` broadcasts to them): the
+    exponentials ``table`` of each row's distances from its maximum, their sum, and the
+    division-free quantizer of step ``prob_step`` into ``codes`` (docs/datapath.md, "Attention").
+    The softmax unit (hw/softmax.py) computes this."""
+    record = record or _Recorder(None, "")
+    masked = np.where(valid, scores, np.iinfo(np.int64).min)
+    delta = masked.max(axis=-1, keepdims=True) - scores  # >= 0 on the valid keys
+    exps = np.where(valid, table[np.clip(delta, 0, len(table) - 1)], 0)
+    record(f"layer{i}.exp", exps)
+    total = exps.sum(axis=-1, keepdims=True)
+    record(f"layer{i}.exp_sum", total[..., 0])
+    # code >= l  <=>  e / sum >= (l - 1/2) * step_P  <=>  2 e 2^P >= (2 l - 1) * step_P * sum
+    lhs = 2 * exps << PROB_FRAC
+    probs = np.zeros_like(exps)
+    for level in range(codes.low + 1, codes.high + 1):
+        probs += lhs >= (2 * level - 1) * prob_step * total
+    return probs + codes.low
 
 
 def run_member(member: Member, input_ids: list[list[int]], token_type_ids: list[list[int]] | None = None,

@@ -9,15 +9,15 @@ then one more row.
 """
 
 import cocotb
-from cocotb.utils import get_sim_time
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
 
 from bebert.hw.cosim import settings
 from bebert.hw.host import beat_lanes
 from bebert.hw.layer_norm import LayerNormShape
-from bebert.hw.testbench.streams import StreamSink, StreamSource, resolved
+from bebert.hw.testbench.streams import (StreamSink, StreamSource, pack, reset_mid_row, resolved,
+                                         start_after_reset)
 from bebert.sim.execute import layer_norm
 from bebert.sim.program import LayerNorm
 
@@ -41,10 +41,6 @@ def extreme_constants(shape: LayerNormShape, rng) -> tuple[np.ndarray, np.ndarra
     biases = rng.integers(-shape.bias_bound, shape.bias_bound + 1, size=shape.width)
     gains[0], biases[0] = shape.gain_bound, -shape.bias_bound
     return gains, biases
-
-
-def pack(values, bits: int) -> int:
-    return sum((int(v) & ((1 << bits) - 1)) << (i * bits) for i, v in enumerate(values))
 
 
 def beats_of(row: np.ndarray, shape: LayerNormShape) -> list[np.ndarray]:
@@ -92,15 +88,8 @@ async def layer_norm_equals_simulator(dut):
     gains, biases = extreme_constants(shape, rng)
     rows = worst_case_rows(shape, rng)
 
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 2)
-    dut.rst.value = 0
     cocotb.start_soon(parameter_memory(dut, gains, biases, shape))
-    await ReadOnly()
-    for name in ("row_in__ready", "row_out__valid", "busy", "param_addr"):
-        resolved(getattr(dut, name))  # no X after reset
-    await RisingEdge(dut.clk)
+    await start_after_reset(dut, ("row_in__ready", "row_out__valid", "busy", "param_addr"))  # no X after reset
 
     # 1. back to back: results and the cycle model
     source, sink = StreamSource(dut, "row_in", dut.clk), StreamSink(dut, "row_out", dut.clk)
@@ -116,14 +105,6 @@ async def layer_norm_equals_simulator(dut):
     check(rows, await run_rows(dut, shape, rows, source, sink), gains, biases, shape, "with stalls")
 
     # 3. a reset in the middle of a row, then one whole row
-    source = StreamSource(dut, "row_in", dut.clk)
-    partial = cocotb.start_soon(source.send([pack(b, shape.in_bits) for b in beats_of(rows[0], shape)][:max(1, shape.beats // 2)]))
-    await partial
-    dut.rst.value = 1
-    await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    await ReadOnly()
-    assert not resolved(dut.busy) and not resolved(dut.row_out__valid), "the unit is busy after a reset"
-    await RisingEdge(dut.clk)
+    source = await reset_mid_row(dut, [pack(b, shape.in_bits) for b in beats_of(rows[0], shape)])
     sink = StreamSink(dut, "row_out", dut.clk)
     check(rows[:1], await run_rows(dut, shape, rows[:1], source, sink), gains, biases, shape, "after a reset")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import random
 
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 
 def resolved(signal) -> int:
@@ -23,6 +24,39 @@ def resolved(signal) -> int:
     if not value.is_resolvable:
         raise AssertionError(f"{signal._name} is {value}: X or Z bits where the testbench reads it")
     return int(value)
+
+
+def pack(values, bits: int) -> int:
+    """Lane values into one payload word, lane i at bits [i*bits, (i+1)*bits), two's complement."""
+    return sum((int(v) & ((1 << bits) - 1)) << (i * bits) for i, v in enumerate(values))
+
+
+async def start_after_reset(dut, outputs: tuple[str, ...], period_ns: int = 10) -> None:
+    """Start the clock, hold ``rst`` for two cycles, and check that none of ``outputs`` is X or Z
+    after the reset; returns at the next rising edge."""
+    Clock(dut.clk, period_ns, unit="ns").start()
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    await ReadOnly()
+    for name in outputs:
+        resolved(getattr(dut, name))
+    await RisingEdge(dut.clk)
+
+
+async def reset_mid_row(dut, beats: list[int]) -> "StreamSource":
+    """Send the first half of a row's ``beats`` on ``row_in``, reset for one cycle, and check that the
+    block is idle after it (not ``busy``, nothing on ``row_out``); returns the source, for the
+    whole row that follows."""
+    source = StreamSource(dut, "row_in", dut.clk)
+    await source.send(beats[:max(1, len(beats) // 2)])
+    dut.rst.value = 1
+    await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await ReadOnly()
+    assert not resolved(dut.busy) and not resolved(dut.row_out__valid), "the unit is busy after a reset"
+    await RisingEdge(dut.clk)
+    return source
 
 
 class StreamSource:
