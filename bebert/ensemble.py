@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ from .objectives import NEEDS_TEACHER
 from .pipeline import (TrainingData, claim_run_dir, finish_recipe, load_dev, load_model_checkpoint, load_training,
                        predictions_from_logits, record_run, train_model, train_recipe)
 from .recipe import COMBINE_RULES, Recipe
+from .selection import Selector
 from .train import World, barrier, device_for, predict_logits
 
 ROUND_SEED_SALT = 104729  # keeps the resampling stream apart from the recipe's other seeded draws
@@ -77,10 +80,38 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+class MemberSelector(Selector):
+    """Scores a later member by what it adds to the ensemble: the held-out metric of the members kept
+    so far joined with the candidate at the vote weight boosting would give it now (from its weighted
+    error on the rows trained on). A candidate no better than chance joins with weight 0, so the
+    ensemble so far is its score: the first checkpoint that adds something beats it."""
+
+    def __init__(self, base: Selector, fit: EncodedSplit, weights: np.ndarray, earlier_logits: list[np.ndarray],
+                 earlier_alphas: list[float], method: str, combine: str):
+        super().__init__(base.rows, base.task, base.every)
+        self.fit, self.weights, self.method, self.combine = fit, weights, method, combine
+        self.earlier_logits, self.earlier_alphas = earlier_logits, earlier_alphas
+        self.spec = glue.task_spec(base.task)
+
+    def score(self, model, objective: str, teacher=None) -> float:
+        if objective == "kd_hidden":  # the head is frozen there: the stage's own loss judges it
+            return super().score(model, objective, teacher)
+        _, alpha, _, _ = _score_round(self.method, self.weights, predict_logits(model, self.fit), self.fit.labels,
+                                      self.spec.num_labels, self.spec.is_regression)
+        logits = np.stack(self.earlier_logits + [predict_logits(model, self.rows)])
+        predictions = combine_members(logits, self.earlier_alphas + [max(alpha, 0.0)], self.combine,
+                                      self.spec.is_regression)
+        with warnings.catch_warnings():  # a constant prediction has no correlation: scored as the worst
+            warnings.simplefilter("ignore")
+            value = glue.score(self.task, predictions, self.rows.labels)
+        return -math.inf if math.isnan(value) else value
+
+
 def train_members(recipe: Recipe, out: Path, base_dir: Path, data: TrainingData, world: World,
                   log=print) -> tuple[list[QuantBert], list[dict]]:
     """Train (or reload) every member; returns the kept members and one record per round. The boosting
-    weights live on the rows trained on; each member picks its checkpoint on the held-out rows."""
+    weights live on the rows trained on. The first member picks its checkpoint on its own held-out
+    score, every later one on the ensemble's with it (MemberSelector)."""
     ens = recipe.ensemble
     train = data.fit
     spec = glue.task_spec(recipe.task)
@@ -90,6 +121,7 @@ def train_members(recipe: Recipe, out: Path, base_dir: Path, data: TrainingData,
     teacher = load_model_checkpoint(base_dir / "teacher" / "model.pt", device).eval() if needs_teacher else None
     weights = uniform_weights(len(train))
     members, rounds = [], []
+    held_out_logits, alphas = [], []  # of the kept members, for the later members' selection
     for r in range(ens.members):
         member_dir = out / "members" / str(r)
         round_path = member_dir / "round.json"
@@ -97,11 +129,14 @@ def train_members(recipe: Recipe, out: Path, base_dir: Path, data: TrainingData,
             record = json.loads(round_path.read_text())
         else:
             rows = _round_rows(ens.method, weights, recipe.seed, r)
+            selector = data.selector()
+            if selector is not None and members:
+                selector = MemberSelector(selector, train, weights, held_out_logits, alphas, ens.method, ens.combine)
             member, stats = train_model(
                 copy.deepcopy(base_student), ens.stages, member_dir, train=train.take(rows),
                 batch_size=recipe.batch_size, seed=recipe.seed + 1000 * (r + 1),
                 checkpoint_every=recipe.checkpoint_every, world=world, teacher=teacher,
-                regression=spec.is_regression, label=f"member {r + 1}/{ens.members}", selector=data.selector())
+                regression=spec.is_regression, label=f"member {r + 1}/{ens.members}", selector=selector)
             started = time.perf_counter()
             train_logits = predict_logits(member, train)
             error, alpha, next_weights, stop = _score_round(ens.method, weights, train_logits, train.labels,
@@ -111,6 +146,7 @@ def train_members(recipe: Recipe, out: Path, base_dir: Path, data: TrainingData,
             kept = alpha > 0 or r == 0
             weight = alpha if alpha > 0 else (1.0 if kept else 0.0)
             record = {"round": r, "error": error, "alpha": weight, "kept": kept, "stop": stop,
+                      "selected_by": "ensemble" if isinstance(selector, MemberSelector) else "own",
                       "distinct_rows": int(np.unique(rows).size), "stages": stats,
                       "train_wall_s": round(sum(s["wall_s"] for s in stats), 1),
                       "score_wall_s": round(time.perf_counter() - started, 1)}
@@ -124,6 +160,9 @@ def train_members(recipe: Recipe, out: Path, base_dir: Path, data: TrainingData,
         rounds.append(record)
         if record["kept"]:
             members.append(load_model_checkpoint(member_dir / "model.pt", device).eval())
+            if data.selection is not None:
+                held_out_logits.append(predict_logits(members[-1], data.selection))
+                alphas.append(record["alpha"])
         if record["stop"]:
             break
     return members, rounds

@@ -11,7 +11,9 @@ and results/bebert.md is rewritten after each one, so a partial run already give
 (cells not run yet show "-") and the targets measured so far.
 
 Protocol: every recipe holds 10% of its training rows out (stratified, seeded); every stage, member
-included, keeps its best checkpoint on those rows (step 0 included); dev is scored once, at the end.
+included, keeps its best checkpoint on those rows (step 0 included): the first member by its own
+metric there, each later member by the metric of the ensemble it joins (bebert.ensemble.MemberSelector);
+dev is scored once, at the end.
 
     runs/foundation/<task>-<quant>/              single binary models, seed 42 (shared with foundation_results.py)
     runs/bebert/<task>-<ensemble>/               ensembles trained from them
@@ -102,13 +104,14 @@ class Runs:
     """Where each run lives, and running it (resumably) when asked.
 
     The runs themselves (checkpoints, models) stay in ``root`` (runs/, not in git). What the report
-    reads of a finished run (results.json, the members' stages.json, the student's dev predictions,
+    reads of a finished run (results.json, the members' stages.json and round.json, the student's dev predictions,
     cached perturbation and timing figures: a few kB each) is also copied into ``archive``
     (results/bebert-runs/, in git), and read from there when ``root`` lacks it: the table grows over
     sessions whose run folders do not survive them.
     """
 
-    ARCHIVED = ("results.json", "stages.json", "dev_predictions.npy", "perturbation.json", "kd-step-times.json")
+    ARCHIVED = ("results.json", "stages.json", "round.json", "dev_predictions.npy", "perturbation.json",
+                "kd-step-times.json")
 
     def __init__(self, root: Path, glue_dir, archive: Path | None = None):
         self.root, self.glue_dir, self.archive = root, glue_dir, archive
@@ -346,7 +349,8 @@ def render_glue(runs: Runs, tasks, table: dict) -> list[str]:
               "an alpha-weighted vote of two members is always the heavier member alone. *Member 1 alone* is",
               "the control: the distilled student given exactly the first member's extra training (the same",
               "epochs on a bootstrap of the training rows), so BEBERT x2 minus it is what the second member adds.",
-              "", "Members per run (weighted training error, alpha, step chosen on the held-out rows, own dev metric,",
+              "", "Members per run (weighted training error, alpha, step chosen on the held-out rows by the member's own",
+              "score or the ensemble's, own dev metric,",
               "member training wall s). A member no better than chance (error >= 1 - 1/classes) gets alpha 0 and",
               "is dropped.", ""]
     for task in tasks:
@@ -354,12 +358,15 @@ def render_glue(runs: Runs, tasks, table: dict) -> list[str]:
             result = runs.result(runs.ensemble_dir(task, name))
             if result:
                 metric = result["metric"]
-                stages = [runs.result_json(runs.ensemble_dir(task, name) / "members" / str(m["round"]) / "stages.json")
-                          or [] for m in result["members"]]
+                folders = [runs.ensemble_dir(task, name) / "members" / str(m["round"]) for m in result["members"]]
+                stages = [runs.result_json(folder / "stages.json") or [] for folder in folders]
+                # rounds trained before later members were chosen by the ensemble's score have no "selected_by"
+                chosen_by = [(runs.result_json(folder / "round.json") or {}).get("selected_by", "own") for folder in folders]
                 members = "; ".join(f"{m['error']:.3f} / {m['alpha']:.3f} / step "
-                                    f"{'+'.join(str(st.get('selected_step', '-')) for st in s)} / "
+                                    f"{'+'.join(str(st.get('selected_step', '-')) for st in s)} "
+                                    f"(by {by} score) / "
                                     f"{cell(m['dev'][metric]) if m['dev'] else 'dropped'} / {m['train_wall_s']:.0f}"
-                                    for m, s in zip(result["members"], stages))
+                                    for m, s, by in zip(result["members"], stages, chosen_by))
                 lines.append(f"- {task} {name}: {members}")
     return lines + [""]
 
@@ -676,8 +683,10 @@ def render(runs: Runs, parts, tasks, glue_dir, wall_s: float) -> str:
              "models: the recipes bebert/recipes/<task>.yaml (1-1-4: fp32 teacher, then the binary student",
              "distilled in two stages) and <task>-w1e1a1.yaml where present (1-1-1: BiT's single joint stage under",
              "a float head), seed 42. Every recipe holds 10% of its training rows out, stratified and seeded; every",
-             "stage, each member included, keeps its best checkpoint on those rows (step 0 included); dev is",
-             f"scored once, at the end. Ensembles: every member starts from the distilled student and trains {epochs}",
+             "stage, each member included, keeps its best checkpoint on those rows (step 0 included): the first",
+             "member by its own metric there, each later member by the metric of the ensemble it joins (the kept",
+             "members and it, at the weight boosting would give it then); dev is scored once, at the end. Runs",
+             "whose members were chosen otherwise say so below. Ensembles: every member starts from the distilled student and trains {epochs}",
              f"epochs at peak rate {rate:g} on the resampled rows (AdaBoost: SAMME, AdaBoost.R2 for STS-B, weights",
              "on the rows trained on; bagging: bootstrap), without KD unless stated, joined by alpha-weighted logits.",
              "The first protocol's table (members and students at the end of training, one epoch per stage) is kept",

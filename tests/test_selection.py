@@ -185,6 +185,16 @@ def test_ensemble_run_reads_dev_only_after_all_training(tiny_bert_dir, tmp_path,
     for member in range(2):
         stages = json.loads((tmp_path / "ensemble" / "members" / str(member) / "stages.json").read_text())
         assert stages[0]["selection_history"][0][0] == 0  # the distilled student is a candidate
+    # The first member is chosen by its own held-out score, the second by the ensemble's with it: the
+    # score its choice recorded is the held-out metric of both members joined at their alphas (of
+    # the first alone when the second got no vote).
+    rounds = [json.loads((tmp_path / "ensemble" / "members" / str(r) / "round.json").read_text()) for r in range(2)]
+    assert [r["selected_by"] for r in rounds] == ["own", "ensemble"]
+    chosen = [json.loads((tmp_path / "ensemble" / "members" / str(r) / "stages.json").read_text())[-1]["selection_score"]
+              for r in range(2)]
+    joined = results["selection_by_members"]
+    assert chosen[0] == joined[1]["logits"]["accuracy"]
+    assert chosen[1] == joined[2 if rounds[1]["kept"] else 1]["logits"]["accuracy"]
 
 
 # ------------------------------------------------------------------------------------------------
