@@ -37,7 +37,8 @@ from bebert.sim.fixed import EXP_FRAC, PROB_FRAC
 
 from .compressor import adder_tree, popcount
 from .credited_output import credited_output, fifo_resources
-from .resources import Resources, ceil_div, coefficients, linear_cost, multiply_dsps, row_buffer
+from .lane_rows import BeatCounter, LaneRows
+from .resources import Resources, coefficients, linear_cost, multiply_dsps, row_buffer
 
 EXP_BITS = EXP_FRAC + 1  # exponentials are at most exp(0) = 2^EXP_FRAC
 SATURATED = (1 << EXP_FRAC) + 1  # a threshold no exponential reaches
@@ -48,7 +49,7 @@ OUT_LATENCY = OUT_STAGES + 3  # issue to row_out: the read, the stages, the FIFO
 
 
 @dataclass(frozen=True)
-class SoftmaxShape:
+class SoftmaxShape(LaneRows):
     """The unit's sizes: the longest row (``tokens``), L (``lanes``), the scores' width, the longest
     exponential table, the probability codes' width and the largest SP; every width follows."""
 
@@ -64,14 +65,6 @@ class SoftmaxShape:
             raise ValueError(f"softmax lanes must be 1 to the longest row {self.tokens}, not {self.lanes}")
         if self.score_bits < 2 or self.table_depth < 2 or not 1 <= self.prob_bits <= 8 or self.prob_step_bound < 1:
             raise ValueError(f"a softmax unit cannot be built for {self}")
-
-    @property
-    def beats(self) -> int:
-        """Row buffer depth: the beats of the longest row."""
-        return ceil_div(self.tokens, self.lanes)
-
-    def row_beats(self, length: int) -> int:
-        return ceil_div(length, self.lanes)
 
     @property
     def levels(self) -> int:
@@ -158,19 +151,11 @@ class SoftmaxUnit(wiring.Component):
         m.submodules.rows = rows = Memory(shape=data.ArrayLayout(s.word_bits, lanes), depth=s.beats, init=[])
         write, read = rows.write_port(), rows.read_port()
 
-        # one beat counter, and the position of the beat's first value, shared by the three passes
-        beat = Signal(range(s.beats + 1))
-        position = Signal(range(s.beats * lanes + 1))
-        last = position + lanes >= self.length  # this beat is the row's last
-        real = Cat(position + lane < self.length for lane in range(lanes))  # which lanes hold values
+        # one beat counter, shared by the three passes
+        counter = BeatCounter(s, self.length)
+        beat, last, real, advance, restart = counter.beat, counter.last, counter.real, counter.advance, counter.restart
         read_address = Mux(beat < s.beats, beat, 0)
         m.d.comb += read.addr.eq(read_address)
-
-        def advance():
-            return [beat.eq(beat + 1), position.eq(position + lanes)]
-
-        def restart():
-            return [beat.eq(0), position.eq(0)]
 
         # -- the in pass: store, and each beat's largest score into the row's maximum ------------------
         beat_max = Signal(signed(s.score_bits))

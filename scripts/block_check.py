@@ -19,10 +19,12 @@ import numpy as np
 from amaranth.back import verilog
 from scipy.optimize import nnls
 
-from bebert.hw import layer_norm, softmax
+from bebert.hw import attention_products, layer_norm, softmax
+from bebert.hw.testbench.attention import shape_of
 from bebert.hw.resources import CALIBRATION, store_lut_coefficients
 from bebert.hw.synth import design_jobs, synthesize
 from bebert.sim.fixed import FRAC
+from bebert.sim.program import Codes
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("lut", "ff", "lutram", "bram36", "bram18", "dsp")
@@ -39,6 +41,12 @@ class Block:
 
 
 GAIN_BOUND, BIAS_BOUND = 4 << FRAC, 1 << 26
+# (longest sentence, heads, head size, lanes, setting): the built-in model's heads at 32 and 128
+# tokens, BERT-base's 64-wide heads, BiT's 1-bit codes, and a small shape with distributed RAM banks
+ATTENTION_SHAPES = [shape_of(*shape) for shape in [
+    (32, 12, 32, 4, "1-1-4"), (128, 12, 32, 8, "1-1-4"), (128, 12, 64, 4, "1-1-4"), (16, 4, 16, 2, "1-1-4"),
+    (32, 12, 32, 4, "1-1-1"), (128, 12, 64, 8, "1-1-1")]]
+ATTENTION_NOTE = "Codes: 1-1-4 (4-bit signed queries, keys, values; 4-bit probabilities) or 1-1-1 (BiT's)."
 BLOCKS = {
     "layer_norm": Block(
         "The LayerNorm unit", layer_norm.LayerNormUnit,
@@ -57,7 +65,20 @@ BLOCKS = {
             (128, 16, 13, 512, 1, 1 << 24), (64, 16, 15, 1024, 4, 1 << 20), (512, 4, 13, 512, 4, 1 << 20)]],
         softmax.softmax_features, softmax.softmax_resources,
         "Exponential tables are outside the unit (per-lane parameter memories)."),
+    "attention_scores": Block(
+        "The attention score unit", attention_products.ScoreUnit, ATTENTION_SHAPES,
+        attention_products.score_features, attention_products.score_resources, ATTENTION_NOTE),
+    "attention_context": Block(
+        "The attention context unit", attention_products.ContextUnit, ATTENTION_SHAPES,
+        attention_products.context_features, attention_products.context_resources, ATTENTION_NOTE),
 }
+
+
+def describe(value) -> str:
+    """A shape field as the table shows it; code formats as s4 (signed 4-bit), u4, +-1 (bipolar)."""
+    if isinstance(value, Codes):
+        return "+-1" if value.bipolar else f"{'s' if value.signed else 'u'}{value.bits}"
+    return str(value)
 
 
 def check(name: str, block: Block, fit: bool, write: bool, workers: int | None) -> str:
@@ -84,7 +105,7 @@ def check(name: str, block: Block, fit: bool, write: bool, workers: int | None) 
     for s, real in zip(block.shapes, found):
         model = block.resources(s)
         cells = " | ".join(f"{getattr(real, f):.0f} | {getattr(model, f):.0f}" for f in FIELDS)
-        values = " | ".join(str(getattr(s, f)) for f in shape_fields)
+        values = " | ".join(describe(getattr(s, f)) for f in shape_fields)
         lines.append(f"| {values} | {cells} | {model.lut / real.lut - 1:+.1%} | {model.ff / real.ff - 1:+.1%} |")
     text = "\n".join(lines) + "\n"
     (REPO / "results" / f"{name}_resources.md").write_text(text)

@@ -1,8 +1,9 @@
 """The encoder blocks' row streams in Amaranth's simulator (the cocotb testbenches do the same in
-Verilog): beats offered on ``row_in``, beats taken from ``row_out``, both paused at random.
+Verilog): beats offered on an input stream, beats taken from an output stream of lane arrays, both
+paused at random.
 
-``stream_rows`` drives one block whose ports are ``row_in`` / ``row_out`` streams of lane arrays and
-returns what came out and the cycles from the first beat taken to the last beat out.
+``stream_rows`` drives one block and returns what came out and the cycles from the first beat
+taken to the last beat out.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from amaranth.sim import Simulator
 
 
 def stream_rows(unit, inputs: list, budget: int, stall=None, memory: Callable | None = None,
-                held: tuple = ()) -> tuple[list[list[int]], int]:
+                held: tuple = (), prologue: Callable | None = None, source: str = "row_in",
+                sink: str = "row_out", beats_out: int | None = None) -> tuple[list[list[int]], int]:
     """``inputs``: beats of lane values for ``unit.row_in``. ``stall``: a random generator pausing
     each stream on 30% of cycles. ``memory(ctx)``, called before each clock edge, samples a read
     port's address and returns the function that drives its data after the edge (read latency 1).
-    ``held``: (signal, value) pairs set once. Fails if no beat comes out within ``budget`` cycles."""
-    lanes = len(unit.row_out.payload)
+    ``held``: (signal, value) pairs set once. ``prologue(ctx)``: awaited first (memory writes, say).
+    A beat is a list of lane values, or an int for a payload that is not a lane array. ``source``
+    and ``sink`` name other streams than row_in and row_out; ``beats_out``: the beats to wait for (as
+    many as went in unless given). Fails if they have not come out within ``budget`` cycles."""
+    row_in, row_out = getattr(unit, source), getattr(unit, sink)
+    lanes = len(row_out.payload)
     out, times = [], {}
 
     def paused() -> bool:
@@ -27,17 +33,21 @@ def stream_rows(unit, inputs: list, budget: int, stall=None, memory: Callable | 
     async def bench(ctx):
         for signal, value in held:
             ctx.set(signal, value)
+        if prologue is not None:
+            await prologue(ctx)
         cycle, sent = 0, 0
-        while len(out) < len(inputs):
+        while len(out) < (len(inputs) if beats_out is None else beats_out):
             offer = sent < len(inputs) and not paused()
-            ctx.set(unit.row_in.valid, offer)
-            if offer:
-                for lane in range(lanes):
-                    ctx.set(unit.row_in.payload[lane], int(inputs[sent][lane]))
-            ctx.set(unit.row_out.ready, not paused())
-            taken = offer and ctx.get(unit.row_in.ready)
-            if ctx.get(unit.row_out.valid) and ctx.get(unit.row_out.ready):
-                out.append([ctx.get(unit.row_out.payload[lane]) for lane in range(lanes)])
+            ctx.set(row_in.valid, offer)
+            if offer and isinstance(inputs[sent], int):
+                ctx.set(row_in.payload, inputs[sent])
+            elif offer:
+                for lane, value in enumerate(inputs[sent]):
+                    ctx.set(row_in.payload[lane], int(value))
+            ctx.set(row_out.ready, not paused())
+            taken = offer and ctx.get(row_in.ready)
+            if ctx.get(row_out.valid) and ctx.get(row_out.ready):
+                out.append([ctx.get(row_out.payload[lane]) for lane in range(lanes)])
                 times["last"] = cycle
             drive = memory(ctx) if memory is not None else None
             await ctx.tick()

@@ -44,11 +44,11 @@ async def start_after_reset(dut, outputs: tuple[str, ...], period_ns: int = 10) 
     await RisingEdge(dut.clk)
 
 
-async def reset_mid_row(dut, beats: list[int]) -> "StreamSource":
-    """Send the first half of a row's ``beats`` on ``row_in``, reset for one cycle, and check that the
-    block is idle after it (not ``busy``, nothing on ``row_out``); returns the source, for the
-    whole row that follows."""
-    source = StreamSource(dut, "row_in", dut.clk)
+async def reset_mid_row(dut, beats: list[int], source_name: str = "row_in") -> "StreamSource":
+    """Send the first half of a row's ``beats`` on the input stream, reset for one cycle, and check
+    that the block is idle after it (not ``busy``, nothing on ``row_out``); returns the source, for
+    the whole row that follows."""
+    source = StreamSource(dut, source_name, dut.clk)
     await source.send(beats[:max(1, len(beats) // 2)])
     dut.rst.value = 1
     await RisingEdge(dut.clk)
