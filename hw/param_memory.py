@@ -30,7 +30,7 @@ from amaranth import ClockSignal, Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .resources import Resources, ceil_div, tile_geometry
+from .resources import Resources, ceil_div, mux_luts, tile_geometry
 
 MODULE_NAME = "bebert_param_memory"
 
@@ -175,15 +175,6 @@ class ParamMemory(wiring.Component):
 
 
 # ---- the resource model ---------------------------------------------------------------------------
-MUX_LUTS_PER_INPUT = 0.6  # Yosys' n:1 row mux: 2 LUTs per bit at 5:1, 12.5 at 21:1 (synth_xilinx, measured)
-
-
-def mux_luts(inputs: int) -> int:
-    """LUTs of an n:1 multiplexer of one bit as synthesis maps it: one LUT6 up to 4:1 (a LUT6 is a
-    4:1 mux), then about 0.6 LUT per further input."""
-    return 0 if inputs <= 1 else 1 if inputs <= 4 else round(MUX_LUTS_PER_INPUT * (inputs - 1))
-
-
 def memory_resources(depth: int, width: int) -> Resources:
     """Resources of one parameter memory of depth x width (module doc)."""
     d, w, big = tile_geometry(depth, width)

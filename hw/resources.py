@@ -140,20 +140,30 @@ def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
     return d, w, not small
 
 
+MUX_LUTS_PER_INPUT = 0.6  # Yosys' n:1 row mux: 2 LUTs per bit at 5:1, 12.5 at 21:1 (synth_xilinx, measured)
+
+
+def mux_luts(inputs: int) -> int:
+    """LUTs of an n:1 multiplexer of one bit as synthesis maps it: one LUT6 up to 4:1 (a LUT6 is a
+    4:1 mux), then about 0.6 LUT per further input."""
+    return 0 if inputs <= 1 else 1 if inputs <= 4 else round(MUX_LUTS_PER_INPUT * (inputs - 1))
+
+
 def row_buffer(width: int, depth: int, shared_address: bool) -> Resources:
     """An inferred RAM of ``depth`` words of ``width`` bits with a registered read port, as Yosys
     maps it on 7-series parts. Up to 32 words: RAM32M cells, four LUTs holding 8 bits when the write
     and the read share one address (``shared_address``), 6 bits when they do not; up to 64 words:
     RAM64X1S (a LUT a bit) with a shared address, RAM64M (four LUTs, 3 bits) without; deeper: block
-    RAM tiles (``tile_geometry``). Distributed RAM reads into fabric flip-flops; block RAM keeps
-    its read register inside the tile."""
+    RAM tiles (``tile_geometry``), with a read mux over their rows. Distributed RAM reads into fabric
+    flip-flops; block RAM keeps its read register inside the tile."""
     if depth <= 64:
         bits_per_cell, luts_per_cell = ((8 if shared_address else 6, 4) if depth <= 32
                                         else (1, 1) if shared_address else (3, 4))
         return Resources(lutram=luts_per_cell * ceil_div(width, bits_per_cell), ff=width)
     d, w, big = tile_geometry(depth, width)
-    tiles = ceil_div(depth, d) * ceil_div(width, w)
-    return Resources(bram36=tiles if big else 0, bram18=0 if big else tiles)
+    rows = ceil_div(depth, d)
+    tiles = rows * ceil_div(width, w)
+    return Resources(lut=width * mux_luts(rows), bram36=tiles if big else 0, bram18=0 if big else tiles)
 
 
 def finn_r_mvau_luts(pe: int, simd: int, weight_bits: int, act_bits: int, mw: int, out_bits: int,

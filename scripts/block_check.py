@@ -19,9 +19,10 @@ import numpy as np
 from amaranth.back import verilog
 from scipy.optimize import nnls
 
-from bebert.hw import attention_products, layer_norm, softmax
+from bebert.hw import attention_products, layer_norm, residual_stream, softmax
 from bebert.hw.testbench.attention import shape_of
-from bebert.hw.resources import CALIBRATION, store_lut_coefficients
+from bebert.hw.testbench.residual_stream import shape_of as residual_shape
+from bebert.hw.resources import CALIBRATION, coefficients, linear_cost, store_lut_coefficients
 from bebert.hw.synth import design_jobs, synthesize
 from bebert.sim.fixed import FRAC
 from bebert.sim.program import Codes
@@ -46,6 +47,11 @@ GAIN_BOUND, BIAS_BOUND = 4 << FRAC, 1 << 26
 ATTENTION_SHAPES = [shape_of(*shape) for shape in [
     (32, 12, 32, 4, "1-1-4"), (128, 12, 32, 8, "1-1-4"), (128, 12, 64, 4, "1-1-4"), (16, 4, 16, 2, "1-1-4"),
     (32, 12, 32, 4, "1-1-1"), (128, 12, 64, 8, "1-1-1")]]
+# (longest sentence, hidden, lanes, setting): MiniLM's 384-wide rows at 32 and 128 tokens, BERT-base's 768,
+# BiT's bipolar codes, and a small shape whose states fit distributed RAM
+RESIDUAL_SHAPES = [residual_shape(*shape) for shape in [
+    (32, 384, 16, "1-1-4"), (128, 384, 16, "1-1-4"), (128, 768, 32, "1-1-4"), (8, 64, 4, "1-1-4"),
+    (32, 384, 16, "1-1-1"), (128, 768, 8, "1-1-1")]]
 ATTENTION_NOTE = "Codes: 1-1-4 (4-bit signed queries, keys, values; 4-bit probabilities) or 1-1-1 (BiT's)."
 BLOCKS = {
     "layer_norm": Block(
@@ -65,6 +71,10 @@ BLOCKS = {
             (128, 16, 13, 512, 1, 1 << 24), (64, 16, 15, 1024, 4, 1 << 20), (512, 4, 13, 512, 4, 1 << 20)]],
         softmax.softmax_features, softmax.softmax_resources,
         "Exponential tables are outside the unit (per-lane parameter memories)."),
+    "residual_stream": Block(
+        "The residual stream", residual_stream.ResidualStream, RESIDUAL_SHAPES, residual_stream.residual_features,
+        residual_stream.residual_resources,
+        "33-bit states (LayerNorm outputs), 30-bit product outputs, 34-bit thresholds from an outside memory."),
     "attention_scores": Block(
         "The attention score unit", attention_products.ScoreUnit, ATTENTION_SHAPES,
         attention_products.score_features, attention_products.score_resources, ATTENTION_NOTE),
@@ -87,9 +97,12 @@ def check(name: str, block: Block, fit: bool, write: bool, workers: int | None) 
     if fit:
         features = [block.features(s) for s in block.shapes]
         names = list(features[0])
-        coefficients, _ = nnls(np.array([[f[n] for n in names] for f in features], float),
-                               np.array([r.lut for r in found], float))
-        fitted = {n: round(float(c), 4) for n, c in zip(names, coefficients)}
+        # the LUTs the model counts outside the fitted features (a block RAM's read mux, say)
+        fitted_now = coefficients(name)
+        counted = [block.resources(s).lut - linear_cost(fitted_now, f) for s, f in zip(block.shapes, features)]
+        solution, _ = nnls(np.array([[f[n] for n in names] for f in features], float),
+                           np.array([r.lut - c for r, c in zip(found, counted)], float))
+        fitted = {n: round(float(c), 4) for n, c in zip(names, solution)}
         print(f"{name} LUT coefficients:", fitted)
         if write:
             store_lut_coefficients({name: fitted})

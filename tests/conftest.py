@@ -129,3 +129,21 @@ def cache(tmp_path, monkeypatch):
     """A fresh synthesis cache (hw/synth.py), so a test runs Yosys itself."""
     monkeypatch.setenv("BEBERT_HW_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+def assert_block_resources(cases, tolerance: float = 0.15) -> None:
+    """Synthesize each (Amaranth unit, its resource model's Resources) with Yosys synth_xilinx
+    (hw/synth.py) and check the model: LUTs and FFs within ``tolerance``; DSPs, distributed RAM and
+    block RAM exact."""
+    from amaranth.back import verilog
+
+    from bebert.hw.synth import design_jobs, synthesize
+
+    designs = [design_jobs(verilog.convert(unit, name="block", emit_src=False), "block") for unit, _ in cases]
+    for (unit, model), result in zip(cases, synthesize(designs, workers=2)):
+        found = result.total
+        exact = ("dsp", "lutram", "bram36", "bram18")
+        assert [getattr(found, f) for f in exact] == [getattr(model, f) for f in exact], (unit.shape, found, model)
+        for field in ("lut", "ff"):
+            assert abs(getattr(model, field) - getattr(found, field)) <= tolerance * getattr(found, field), \
+                (unit.shape, field, getattr(model, field), getattr(found, field))

@@ -18,6 +18,7 @@ from bebert.hw.testbench.amaranth_streams import stream_rows
 from bebert.hw.testbench.attention import (expected_context, expected_scores, layer_data, probability_beats,
                                            shape_of, slice_writes)
 from cocotb_tools.check_results import get_results
+from conftest import assert_block_resources
 
 # (longest sentence, heads, head size, lanes, setting, sentence length)
 SHAPES = [(8, 2, 8, 4, "1-1-4", 8), (32, 3, 32, 4, "1-1-4", 32), (20, 2, 16, 8, "1-1-1", 17),
@@ -119,17 +120,6 @@ def test_units_in_verilog(tmp_path: Path, simulator, unit, testcase, tokens, hea
 def test_resource_models_against_yosys(cache):
     """synth_xilinx on both units at two shapes (scripts/block_check.py runs six): LUTs and FFs within
     15% of the models; distributed and block RAM exact, no DSPs."""
-    from bebert.hw.synth import design_jobs, synthesize
-
     shapes = [shape_of(16, 4, 16, 2, "1-1-4"), shape_of(32, 12, 32, 4, "1-1-1")]
-    cases = [(unit, model, shape) for shape in shapes
-             for unit, model in ((ScoreUnit, score_resources), (ContextUnit, context_resources))]
-    designs = [design_jobs(verilog.convert(unit(shape), name="attention", emit_src=False), "attention")
-               for unit, _, shape in cases]
-    for (unit, model_of, shape), result in zip(cases, synthesize(designs, workers=2)):
-        found, model = result.total, model_of(shape)
-        exact = ("dsp", "lutram", "bram36", "bram18")
-        assert [getattr(found, f) for f in exact] == [getattr(model, f) for f in exact], (unit, shape, found, model)
-        for field in ("lut", "ff"):
-            assert abs(getattr(model, field) - getattr(found, field)) <= 0.15 * getattr(found, field), \
-                (unit, shape, field, getattr(model, field), getattr(found, field))
+    assert_block_resources([(unit(s), model(s)) for s in shapes
+                            for unit, model in ((ScoreUnit, score_resources), (ContextUnit, context_resources))])

@@ -22,6 +22,7 @@ from bebert.sim.execute import layer_norm
 from bebert.sim.fixed import FRAC, LN_INPUT_BITS
 from bebert.sim.program import LayerNorm
 from cocotb_tools.check_results import get_results
+from conftest import assert_block_resources
 
 GAIN_BOUND, BIAS_BOUND = 4 << FRAC, 1 << 26  # gains up to 4, biases up to 4, as in trained BERTs and beyond
 
@@ -149,15 +150,5 @@ def test_layer_norm_in_verilog(tmp_path: Path, simulator, width, lanes):
 def test_resource_model_against_yosys(cache):
     """synth_xilinx on the unit at two shapes (scripts/block_check.py runs six): LUTs and FFs
     within 15% of the model; DSPs, distributed RAM and block RAM exact."""
-    from bebert.hw.synth import design_jobs, synthesize
-
     shapes = [LayerNormShape(64, 2, 20, GAIN_BOUND, BIAS_BOUND), LayerNormShape(128, 8, 24, GAIN_BOUND, BIAS_BOUND)]
-    designs = [design_jobs(verilog.convert(LayerNormUnit(s), name="layer_norm", emit_src=False), "layer_norm")
-               for s in shapes]
-    for shape, result in zip(shapes, synthesize(designs, workers=2)):
-        found, model = result.total, layer_norm_resources(shape)
-        exact = ("dsp", "lutram", "bram36", "bram18")
-        assert [getattr(found, f) for f in exact] == [getattr(model, f) for f in exact], (shape, found, model)
-        for field in ("lut", "ff"):
-            assert abs(getattr(model, field) - getattr(found, field)) <= 0.15 * getattr(found, field), \
-                (shape, field, getattr(model, field), getattr(found, field))
+    assert_block_resources([(LayerNormUnit(s), layer_norm_resources(s)) for s in shapes])

@@ -18,6 +18,7 @@ from bebert.hw.testbench.softmax import beats_of, layer_constants, worst_case_ro
 from bebert.sim.execute import probabilities
 from bebert.sim.program import Codes
 from cocotb_tools.check_results import get_results
+from conftest import assert_block_resources
 
 
 def simulate_rows(shape: SoftmaxShape, rows, length: int, table, prob_step: int, stall=None):
@@ -101,14 +102,5 @@ def test_softmax_in_verilog(tmp_path: Path, simulator, tokens, lanes, length, pr
 def test_resource_model_against_yosys(cache):
     """synth_xilinx on the unit at two shapes (scripts/block_check.py runs more): LUTs and FFs within
     15% of the model; DSPs, distributed RAM and block RAM exact."""
-    from bebert.hw.synth import design_jobs, synthesize
-
     shapes = [SoftmaxShape(32, 4, 13, 512, 4, 1 << 20), SoftmaxShape(128, 16, 13, 512, 1, 1 << 24)]
-    designs = [design_jobs(verilog.convert(SoftmaxUnit(s), name="softmax", emit_src=False), "softmax") for s in shapes]
-    for shape, result in zip(shapes, synthesize(designs, workers=2)):
-        found, model = result.total, softmax_resources(shape)
-        exact = ("dsp", "lutram", "bram36", "bram18")
-        assert [getattr(found, f) for f in exact] == [getattr(model, f) for f in exact], (shape, found, model)
-        for field in ("lut", "ff"):
-            assert abs(getattr(model, field) - getattr(found, field)) <= 0.15 * getattr(found, field), \
-                (shape, field, getattr(model, field), getattr(found, field))
+    assert_block_resources([(SoftmaxUnit(s), softmax_resources(s)) for s in shapes])

@@ -1,0 +1,169 @@
+"""cocotb testbench of the residual stream alone (tests/test_hw_residual_stream.py runs it): the sums
+into the LayerNorm unit against ``x + y`` and the codes against ``Staircase.apply``, and both
+paths' cycle counts against the unit's model.
+
+Settings (BEBERT_COSIM): tokens, hidden, lanes, setting ("1-1-4": 4-bit signed codes, "1-1-1":
+bipolar), length (the sentence driven), seed. The testbench plays the threshold memory (one cycle
+of read latency). Phases: the embedding rows through the add path (``embed`` high); LayerNorm rows
+through the norm path (cycles checked on both); product rows added to the stored states; the same
+two with random pauses on every stream; a reset in the middle of a norm row, then one row.
+"""
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
+
+from bebert.hw.cosim import settings
+from bebert.hw.residual_stream import ResidualShape
+from bebert.hw.testbench.streams import (StreamSink, StreamSource, pack, reset_mid_row, resolved,
+                                         start_after_reset)
+from bebert.sim.program import NEVER_DOWN, Codes, Staircase
+
+STATE_BITS, ADD_BITS = 33, 30  # a LayerNorm output and a product's fixed-point output, as in the built-in model
+CODES = {"1-1-4": Codes(4, True), "1-1-1": Codes(1, True, bipolar=True)}
+STAIRCASES = 2  # staircases in the threshold memory; the test's is the second
+
+
+def shape_of(tokens: int, hidden: int, lanes: int, setting: str) -> ResidualShape:
+    beats = -(-hidden // lanes) if lanes > 0 else 1  # a bad lane count is refused by the shape itself
+    return ResidualShape(tokens, hidden, lanes, STATE_BITS, ADD_BITS, CODES[setting], STATE_BITS + 1,
+                         STAIRCASES * beats)
+
+
+def staircase(shape: ResidualShape, rng) -> Staircase:
+    """Per-channel ascending thresholds over the whole state format, one channel's at its ends (the
+    lowest value, and one past the highest: a level no state reaches)."""
+    lo, hi = -(1 << (STATE_BITS - 1)), (1 << (STATE_BITS - 1))
+    up = np.sort(rng.integers(lo // 4, hi // 4, size=(shape.hidden, shape.levels)), axis=1)
+    up[0] = lo if shape.levels == 1 else np.linspace(lo, hi, shape.levels).astype(np.int64)
+    if shape.codes.bipolar:  # the simulator's form: the boundary counted twice
+        up = np.repeat(up, 2, axis=1)
+    return Staircase(up, np.full_like(up, NEVER_DOWN), shape.codes.low)
+
+
+def state_rows(shape: ResidualShape, length: int, stairs: Staircase, rng) -> np.ndarray:
+    """LayerNorm outputs: random over the format, the format's ends, and each channel's thresholds
+    and the values just below them."""
+    lo, hi = -(1 << (STATE_BITS - 1)), (1 << (STATE_BITS - 1)) - 1
+    rows = rng.integers(lo, hi + 1, size=(length, shape.hidden))
+    rows[0, ::2], rows[0, 1::2] = lo, hi
+    level = rng.integers(0, shape.levels, size=shape.hidden)
+    channels = np.arange(shape.hidden)
+    if length > 1:
+        rows[1] = np.clip(stairs.up[channels, level], lo, hi)
+    if length > 2:
+        rows[2] = np.clip(stairs.up[channels, level] - 1, lo, hi)
+    return rows
+
+
+def product_rows(shape: ResidualShape, length: int, rng) -> np.ndarray:
+    lo, hi = -(1 << (ADD_BITS - 1)), (1 << (ADD_BITS - 1)) - 1
+    rows = rng.integers(lo, hi + 1, size=(length, shape.hidden))
+    rows[0, ::2], rows[0, 1::2] = hi, lo
+    return rows
+
+
+def expected_codes(states: np.ndarray, stairs: Staircase, codes: Codes) -> np.ndarray:
+    """The codes as the stream carries them (low bits, or 1 for +1)."""
+    values = stairs.apply(states)
+    return (values > 0).astype(np.int64) if codes.bipolar else values & ((1 << codes.bits) - 1)
+
+
+def beats_of(rows: np.ndarray, shape: ResidualShape) -> list[np.ndarray]:
+    padded = np.zeros((len(rows), shape.beats * shape.lanes), dtype=np.int64)
+    padded[:, :shape.hidden] = rows
+    return list(padded.reshape(-1, shape.lanes))
+
+
+def threshold_words(shape: ResidualShape, stairs: Staircase) -> list[np.ndarray]:
+    """The threshold memory: STAIRCASES staircases of ``beats`` words, (lanes, levels) each; padding
+    channels never reached."""
+    never = 1 << (STATE_BITS - 1)
+    up = np.full((shape.beats * shape.lanes, shape.levels), never, dtype=np.int64)
+    up[:shape.hidden] = stairs.up[:, :shape.levels]  # a bipolar staircase's repeated boundary once
+    one = list(up.reshape(shape.beats, shape.lanes, shape.levels))
+    return [np.full_like(one[0], never)] * shape.beats * (STAIRCASES - 1) + one
+
+
+def threshold_base(shape: ResidualShape) -> int:
+    return (STAIRCASES - 1) * shape.beats
+
+
+def rows_of(beats: list, shape: ResidualShape, rows: int) -> np.ndarray:
+    return np.array(beats, dtype=np.int64).reshape(rows, -1)[:, :shape.hidden]
+
+
+# ---- the cocotb testbench --------------------------------------------------------------------------
+def unpack(word: int, lanes: int, bits: int, signed_values: bool) -> list[int]:
+    values = [(word >> (lane * bits)) & ((1 << bits) - 1) for lane in range(lanes)]
+    return [v - (1 << bits) if signed_values and v >> (bits - 1) else v for v in values]
+
+
+async def threshold_memory(dut, words: list[np.ndarray], shape: ResidualShape):
+    """The thresholds of the address seen at each edge, on the port after it."""
+    address = 0
+    while True:
+        await RisingEdge(dut.clk)
+        lanes = [pack(words[address][lane], shape.threshold_bits) for lane in range(shape.lanes)]
+        dut.thresholds.value = pack(lanes, shape.levels * shape.threshold_bits)
+        await ReadOnly()
+        address = min(resolved(dut.threshold_addr), len(words) - 1)
+
+
+async def through(dut, path: str, rows: np.ndarray, shape: ResidualShape, gap: float = 0.0, seed: int = 0):
+    """Rows through one path; returns the output rows and the cycles of the phase."""
+    source_name, sink_name, in_bits = ("add_in", "sum_out", ADD_BITS) if path == "add" else \
+        ("norm_in", "codes_out", STATE_BITS)
+    out_bits, signed_out = (shape.sum_bits, True) if path == "add" else (shape.code_bits, False)
+    source = StreamSource(dut, source_name, dut.clk, gap=gap, seed=seed)
+    sink = StreamSink(dut, sink_name, dut.clk, gap=gap, seed=seed + 1)
+    beats = [pack(b, in_bits) for b in beats_of(rows, shape)]
+    started = get_sim_time("ns")
+    sending = cocotb.start_soon(source.send(beats))
+    got = await with_timeout(sink.receive(len(beats)), 200 * shape.rows_cycles(len(rows), path) + 10_000, "ns")
+    await sending
+    cycles = round((get_sim_time("ns") - started) / 10)
+    values = [v for word in got for v in unpack(word, shape.lanes, out_bits, signed_out)]
+    return rows_of(values, shape, len(rows)), cycles
+
+
+def check(got: np.ndarray, expected: np.ndarray, what: str) -> None:
+    bad = np.argwhere(got != expected)
+    assert not len(bad), f"{what}: (token, channel) {bad[:4].tolist()} differ from the simulator"
+
+
+@cocotb.test()
+async def residual_stream_equals_simulator(dut):
+    s = settings()
+    shape = shape_of(s["tokens"], s["hidden"], s["lanes"], s["setting"])
+    length, rng = s["length"], np.random.default_rng(s["seed"])
+    stairs = staircase(shape, rng)
+    dut.length.value, dut.embed.value, dut.threshold_base.value = length, 1, threshold_base(shape)
+    for name in ("add_in__valid", "norm_in__valid", "sum_out__ready", "codes_out__ready"):
+        getattr(dut, name).value = 0  # a stream the phase does not use is idle, not undriven
+    cocotb.start_soon(threshold_memory(dut, threshold_words(shape, stairs), shape))
+    await start_after_reset(dut, ("add_in__ready", "norm_in__ready", "sum_out__valid", "codes_out__valid", "busy",
+                                  "threshold_addr"))  # no X after reset
+
+    embeddings = product_rows(shape, length, rng)
+    sums, cycles = await through(dut, "add", embeddings, shape)
+    check(sums, embeddings, "embedding pass")
+    assert cycles == shape.rows_cycles(length, "add"), f"add: {cycles} cycles, the model says " \
+                                                        f"{shape.rows_cycles(length, 'add')}"
+    dut.embed.value = 0
+    for phase, gap in (("back to back", 0.0), ("with stalls", 0.3)):
+        states, products = state_rows(shape, length, stairs, rng), product_rows(shape, length, rng)
+        codes, cycles = await through(dut, "norm", states, shape, gap, s["seed"])
+        check(codes, expected_codes(states, stairs, shape.codes), f"{phase}, codes")
+        if gap == 0.0:
+            assert cycles == shape.rows_cycles(length, "norm"), f"norm: {cycles} cycles, the model says " \
+                                                                 f"{shape.rows_cycles(length, 'norm')}"
+        sums, _ = await through(dut, "add", products, shape, gap, s["seed"] + 2)
+        check(sums, states + products, f"{phase}, residual sums")
+
+    states = state_rows(shape, 1, stairs, rng)
+    await reset_mid_row(dut, [pack(b, STATE_BITS) for b in beats_of(states, shape)], "norm_in",
+                        ("sum_out__valid", "codes_out__valid"))
+    codes, _ = await through(dut, "norm", states, shape)
+    check(codes, expected_codes(states, stairs, shape.codes), "after a reset")
