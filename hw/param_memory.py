@@ -30,7 +30,7 @@ from amaranth import ClockSignal, Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .resources import Resources, ceil_div, mux_luts, tile_geometry
+from .resources import Resources, block_ram_grid, ceil_div, mux_luts, tile_geometry
 
 MODULE_NAME = "bebert_param_memory"
 
@@ -177,9 +177,8 @@ class ParamMemory(wiring.Component):
 # ---- the resource model ---------------------------------------------------------------------------
 def memory_resources(depth: int, width: int) -> Resources:
     """Resources of one parameter memory of depth x width (module doc)."""
-    d, w, big = tile_geometry(depth, width)
-    rows, cols = ceil_div(depth, d), ceil_div(width, w)
-    row_bits = max(1, (rows - 1).bit_length())
-    tiles = rows * cols
-    return Resources(lut=width * mux_luts(rows) + (rows if rows > 1 else 0), ff=row_bits if rows > 1 else 0,
-                     bram36=tiles if big else 0, bram18=0 if big else tiles)
+    rows, grid = block_ram_grid(depth, width)
+    if rows == 1:
+        return grid
+    # the registered row select and one write-enable compare per row
+    return grid + Resources(lut=rows, ff=max(1, (rows - 1).bit_length()))

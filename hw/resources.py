@@ -132,7 +132,8 @@ RAMB18_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16
 def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
     """The block-RAM geometry (words, bits, is RAMB36) whose grid holds depth x width in the fewest
     RAMB36 equivalents; ties go to fewer rows (a smaller read mux), then to RAMB36 tiles. Yosys'
-    memory mapping picks the same for an inferred RAM of one geometry."""
+    memory mapping picks the same for the inferred RAMs measured here, except where it mixes
+    geometries within one memory (results/residual_stream_resources.md)."""
     options = [(ceil_div(depth, d) * ceil_div(width, w) * (1.0 if big else 0.5), ceil_div(depth, d), not big, d, w)
                for big, geometries in ((True, RAMB36_GEOMETRIES), (False, RAMB18_GEOMETRIES))
                for d, w in geometries]
@@ -149,6 +150,15 @@ def mux_luts(inputs: int) -> int:
     return 0 if inputs <= 1 else 1 if inputs <= 4 else round(MUX_LUTS_PER_INPUT * (inputs - 1))
 
 
+def block_ram_grid(depth: int, width: int) -> tuple[int, Resources]:
+    """(rows, resources) of a grid of one block-RAM geometry (``tile_geometry``) holding depth x
+    width: its tiles and the read mux over its rows."""
+    d, w, big = tile_geometry(depth, width)
+    rows = ceil_div(depth, d)
+    tiles = rows * ceil_div(width, w)
+    return rows, Resources(lut=width * mux_luts(rows), bram36=tiles if big else 0, bram18=0 if big else tiles)
+
+
 def row_buffer(width: int, depth: int, shared_address: bool) -> Resources:
     """An inferred RAM of ``depth`` words of ``width`` bits with a registered read port, as Yosys
     maps it on 7-series parts. Up to 32 words: RAM32M cells, four LUTs holding 8 bits when the write
@@ -160,10 +170,7 @@ def row_buffer(width: int, depth: int, shared_address: bool) -> Resources:
         bits_per_cell, luts_per_cell = ((8 if shared_address else 6, 4) if depth <= 32
                                         else (1, 1) if shared_address else (3, 4))
         return Resources(lutram=luts_per_cell * ceil_div(width, bits_per_cell), ff=width)
-    d, w, big = tile_geometry(depth, width)
-    rows = ceil_div(depth, d)
-    tiles = rows * ceil_div(width, w)
-    return Resources(lut=width * mux_luts(rows), bram36=tiles if big else 0, bram18=0 if big else tiles)
+    return block_ram_grid(depth, width)[1]
 
 
 def finn_r_mvau_luts(pe: int, simd: int, weight_bits: int, act_bits: int, mw: int, out_bits: int,
