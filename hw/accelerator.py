@@ -35,13 +35,12 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .buffers import RowBuffers, buffers_resources
-from .ensemble_unit import SETTLE_CYCLES, EnsembleUnit, ensemble_unit_resources
-from .images import MEMORIES
-from .output_unit import OutputUnit, output_unit_resources
-from .param_memory import ParamMemory, memory_resources, mux_luts
-from .pe_array import PEArray, fold_cycles, pe_array_resources
-from .plan import AcceleratorPlan
+from .blocks.buffers import RowBuffers, buffers_resources
+from .blocks.ensemble_unit import SETTLE_CYCLES, EnsembleUnit, ensemble_unit_resources
+from .blocks.output_unit import OutputUnit, output_unit_resources
+from .blocks.param_memory import ParamMemory, memory_resources, mux_luts
+from .blocks.pe_array import PEArray, fold_cycles, pe_array_resources
+from .design.plan import MEMORIES, AcceleratorPlan
 from .resources import Resources, coefficients, linear_cost
 
 COUNTER_BITS = 40

@@ -164,15 +164,15 @@ def cmd_counts(args) -> int:
 
 
 def cmd_gen(args) -> int:
-    """Verilog, memory images and report of the accelerator for an artifact (hw/gen.py)."""
+    """Verilog, memory images and report of the accelerator for an artifact (hw/generator/gen.py)."""
     from pathlib import Path
 
     import yaml
 
     from bebert.builtin import BUILTIN_DIR
-    from bebert.hw.config import HardwareConfig
-    from bebert.hw.gen import REPORT_FILE, configure, generate
-    from bebert.hw.plan import plan_for
+    from bebert.hw.design.config import HardwareConfig
+    from bebert.hw.generator.gen import REPORT_FILE, configure, generate
+    from bebert.hw.design.plan import plan_for
     from bebert.sim.ensemble import load_simulation
 
     if args.tokens < 1:
@@ -205,9 +205,9 @@ def cmd_cosim(args) -> int:
 
     from bebert import glue
     from bebert.builtin import BUILTIN_DIR
-    from bebert.hw.config import HardwareConfig
-    from bebert.hw.cosim import cosimulate, require_simulator
-    from bebert.hw.gen import configure
+    from bebert.hw.design.config import HardwareConfig
+    from bebert.hw.flows.cosim import cosimulate, require_simulator
+    from bebert.hw.generator.gen import configure
     from bebert.sim.ensemble import load_simulation
     from bebert.sim.tokens import SentenceTokenizer
 
@@ -254,11 +254,11 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
 
 
 def cmd_dse(args) -> int:
-    """Sweep the design space: cycle and resource models, synthesis, the CSV and the plots (hw/dse.py)."""
+    """Sweep the design space: cycle and resource models, synthesis, the CSV and the plots (hw/flows/dse.py)."""
     from pathlib import Path
 
-    from bebert.hw.dse import ensemble_accuracy, load_sweep, luts, measured_clock, member_latencies, run_sweep, write_csv
-    from bebert.hw.plots import write_plots
+    from bebert.hw.flows.dse import ensemble_accuracy, load_sweep, luts, measured_clock, member_latencies, run_sweep, write_csv
+    from bebert.hw.flows.plots import write_plots
 
     started = time.perf_counter()
     overrides = {"models": args.models.split(",") if args.models else None,

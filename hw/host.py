@@ -18,7 +18,7 @@ import numpy as np
 from bebert.sim.execute import affine, attention, embed, layer_norm, linear_accumulate
 from bebert.sim.program import Codes, context_staircase
 
-from .plan import AcceleratorPlan, Step
+from .design.plan import AcceleratorPlan, Step
 
 Results = dict[str, np.ndarray]  # job name -> (rows, M) values: codes or fixed point
 

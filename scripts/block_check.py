@@ -2,7 +2,7 @@
 
     python scripts/block_check.py [--block layer_norm|softmax ...] [--fit [--write]]
 
-Synthesizes each block alone at each of its shapes (hw/synth.py, cached by the Verilog's hash),
+Synthesizes each block alone at each of its shapes (hw/flows/synth.py, cached by the Verilog's hash),
 evaluates the block's resource model and writes results/<block>_resources.md with both. ``--fit``
 prints the non-negative least-squares LUT coefficients of the block's features from these
 syntheses; ``--write`` stores them in hw/calibration.yaml.
@@ -19,11 +19,11 @@ import numpy as np
 from amaranth.back import verilog
 from scipy.optimize import nnls
 
-from bebert.hw import attention_products, layer_norm, residual_stream, softmax
+from bebert.hw.blocks import attention_products, layer_norm, residual_stream, softmax
 from bebert.hw.testbench.attention import shape_of
 from bebert.hw.testbench.residual_stream import shape_of as residual_shape
 from bebert.hw.resources import CALIBRATION, coefficients, linear_cost, store_lut_coefficients
-from bebert.hw.synth import design_jobs, synthesize
+from bebert.hw.flows.synth import design_jobs, synthesize
 from bebert.sim.fixed import FRAC
 from bebert.sim.program import Codes
 

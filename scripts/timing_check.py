@@ -1,4 +1,4 @@
-"""Clock frequency by real place and route: the accelerator on a Lattice ECP5-85F (hw/timing.py).
+"""Clock frequency by real place and route: the accelerator on a Lattice ECP5-85F (hw/flows/timing.py).
 
     python scripts/timing_check.py [--only NAME ...] [--target-mhz 100] [--out results/timing.yaml]
 
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import yaml
 
-from bebert.hw.config import HardwareConfig
-from bebert.hw.dims import shape_from_dims
-from bebert.hw.gen import LIBRARY, TOP, verilog
-from bebert.hw.plan import AcceleratorPlan
-from bebert.hw.timing import DoesNotFit, place_and_route
+from bebert.hw.design.config import HardwareConfig
+from bebert.hw.design.dims import shape_from_dims
+from bebert.hw.generator.gen import LIBRARY, TOP, verilog
+from bebert.hw.design.plan import AcceleratorPlan
+from bebert.hw.flows.timing import DoesNotFit, place_and_route
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING_DIMS = dict(num_layers=1, hidden_size=128, intermediate_size=256, num_heads=2, max_position=64,

@@ -115,7 +115,7 @@ def probabilities(scores: np.ndarray, valid: np.ndarray, table: np.ndarray, prob
     """Probability codes of score rows (last axis: the keys; ``valid`` broadcasts to them): the
     exponentials ``table`` of each row's distances from its maximum, their sum, and the
     division-free quantizer of step ``prob_step`` into ``codes`` (docs/datapath.md, "Attention").
-    The softmax unit (hw/softmax.py) computes this."""
+    The softmax unit (hw/blocks/softmax.py) computes this."""
     record = record or _Recorder(None, "")
     masked = np.where(valid, scores, np.iinfo(np.int64).min)
     delta = masked.max(axis=-1, keepdims=True) - scores  # >= 0 on the valid keys

@@ -126,18 +126,18 @@ def one_torch_thread():
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """A fresh synthesis cache (hw/synth.py), so a test runs Yosys itself."""
+    """A fresh synthesis cache (hw/flows/synth.py), so a test runs Yosys itself."""
     monkeypatch.setenv("BEBERT_HW_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 
 def assert_block_resources(cases, tolerance: float = 0.15) -> None:
     """Synthesize each (Amaranth unit, its resource model's Resources) with Yosys synth_xilinx
-    (hw/synth.py) and check the model: LUTs and FFs within ``tolerance``; DSPs, distributed RAM and
+    (hw/flows/synth.py) and check the model: LUTs and FFs within ``tolerance``; DSPs, distributed RAM and
     block RAM exact."""
     from amaranth.back import verilog
 
-    from bebert.hw.synth import design_jobs, synthesize
+    from bebert.hw.flows.synth import design_jobs, synthesize
 
     designs = [design_jobs(verilog.convert(unit, name="block", emit_src=False), "block") for unit, _ in cases]
     for (unit, model), result in zip(cases, synthesize(designs, workers=2)):

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from bebert.builtin import BUILTIN_DIR
-from bebert.hw.config import HardwareConfig
-from bebert.hw.cosim import SIMULATORS, cosimulate
+from bebert.hw.design.config import HardwareConfig
+from bebert.hw.flows.cosim import SIMULATORS, cosimulate
 from bebert.sim.tokens import SentenceTokenizer
 from conftest import make_tiny_ensemble
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
-from bebert.hw.attention_products import ContextUnit, ScoreUnit, context_resources, score_resources
-from bebert.hw.cosim import SIMULATORS, build, run
+from bebert.hw.blocks.attention_products import ContextUnit, ScoreUnit, context_resources, score_resources
+from bebert.hw.flows.cosim import SIMULATORS, build, run
 from bebert.hw.testbench.amaranth_streams import stream_rows
 from bebert.hw.testbench.attention import (expected_context, expected_scores, layer_data, probability_beats,
                                            shape_of, slice_writes)

@@ -11,18 +11,18 @@ import sys
 
 import pytest
 
-from bebert.hw.compressor import CompressorShape, compressor_shape
-from bebert.hw.config import HardwareConfig
-from bebert.hw.dims import MINILM_L6, shape_from_dims
-from bebert.hw.dse import SweepError, ensemble_accuracy
-from bebert.hw.gen import TOP, verilog
-from bebert.hw.param_memory import memory_resources, mux_luts, tile_geometry
-from bebert.hw.pe_array import LUT_COEFFICIENTS as PE_LUTS
-from bebert.hw.pe_array import pe_array_resources
-from bebert.hw.plan import AcceleratorPlan
-from bebert.hw.plots import pareto_front
+from bebert.hw.blocks.compressor import CompressorShape, compressor_shape
+from bebert.hw.design.config import HardwareConfig
+from bebert.hw.design.dims import MINILM_L6, shape_from_dims
+from bebert.hw.flows.dse import SweepError, ensemble_accuracy
+from bebert.hw.generator.gen import TOP, verilog
+from bebert.hw.blocks.param_memory import memory_resources, mux_luts, tile_geometry
+from bebert.hw.blocks.pe_array import LUT_COEFFICIENTS as PE_LUTS
+from bebert.hw.blocks.pe_array import pe_array_resources
+from bebert.hw.design.plan import AcceleratorPlan
+from bebert.hw.flows.plots import pareto_front
 from bebert.hw.resources import Resources
-from bebert.hw.synth import SynthJob, design_jobs, synthesize
+from bebert.hw.flows.synth import SynthJob, design_jobs, synthesize
 
 TINY = dict(num_layers=1, hidden_size=32, intermediate_size=64, num_heads=2, max_position=16, num_labels=2)
 
@@ -87,7 +87,7 @@ def test_pareto_front():
 def test_minilm_dimensions_give_the_builtin_models_shape():
     """The shape built from MiniLM's dimensions is the built-in artifact's, job for job."""
     from bebert.builtin import BUILTIN_DIR
-    from bebert.hw.plan import plan_for
+    from bebert.hw.design.plan import plan_for
     from bebert.sim.ensemble import load_simulation
 
     builtin = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(64, 64, None, 4))
@@ -139,8 +139,8 @@ def test_synthesis_on_a_dask_local_cluster(cache):
     """Jobs run on a real dask.distributed cluster give what Yosys gives locally (one memory tile)."""
     from distributed import LocalCluster
 
-    from bebert.hw.param_memory import MODULE_NAME, VERILOG
-    from bebert.hw.synth import DesignJobs, split_modules
+    from bebert.hw.blocks.param_memory import MODULE_NAME, VERILOG
+    from bebert.hw.flows.synth import DesignJobs, split_modules
 
     job = SynthJob(MODULE_NAME, split_modules(VERILOG)[MODULE_NAME],
                    params=(("WIDTH", 100), ("DEPTH", 600), ("ADDR_BITS", 10), ("TILE_WIDTH", 36),

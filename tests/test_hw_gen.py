@@ -13,13 +13,13 @@ import yaml
 
 from bebert import bitpack
 from bebert.hw.accelerator import run_cycles, step_cycles
-from bebert.hw.config import ConfigError, HardwareConfig
-from bebert.hw.cosim import verilator_environment
-from bebert.hw.gen import LINT_WAIVERS_FILE, REPORT_FILE, TOP, generate, verilog_sources
+from bebert.hw.design.config import ConfigError, HardwareConfig
+from bebert.hw.flows.cosim import verilator_environment
+from bebert.hw.generator.gen import LINT_WAIVERS_FILE, REPORT_FILE, TOP, generate, verilog_sources
 from bebert.hw.host import beat_lanes, row_beats, run_member
-from bebert.hw.images import member_images
-from bebert.hw.param_memory import tile_geometry
-from bebert.hw.plan import plan_for
+from bebert.hw.generator.images import member_images
+from bebert.hw.blocks.param_memory import tile_geometry
+from bebert.hw.design.plan import plan_for
 from bebert.sim.ensemble import load_simulation
 from bebert.sim.program import Codes
 from bebert.sim.tokens import SentenceTokenizer

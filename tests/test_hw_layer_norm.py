@@ -13,8 +13,8 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from bebert.hw.cosim import SIMULATORS, build, run
-from bebert.hw.layer_norm import (LayerNormShape, LayerNormUnit, SequentialDivider, SquareRoot,
+from bebert.hw.flows.cosim import SIMULATORS, build, run
+from bebert.hw.blocks.layer_norm import (LayerNormShape, LayerNormUnit, SequentialDivider, SquareRoot,
                                   layer_norm_resources)
 from bebert.hw.testbench.amaranth_streams import stream_rows
 from bebert.hw.testbench.layer_norm import beats_of, extreme_constants, worst_case_rows

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from cocotb_tools.check_results import get_results
 
-from bebert.hw.cosim import SIMULATORS, build, run
-from bebert.hw.images import hex_lines, write_tile_images
+from bebert.hw.flows.cosim import SIMULATORS, build, run
+from bebert.hw.generator.images import hex_lines, write_tile_images
 from bebert.errors import BebertError
-from bebert.hw.param_memory import MODULE_NAME, VERILOG, address_bits, memory_resources, tile_geometry, tile_images
-from bebert.hw.postsynth import check_tile_contents, synthesize_netlist, synthesize_with_images
+from bebert.hw.blocks.param_memory import MODULE_NAME, VERILOG, address_bits, memory_resources, tile_geometry, tile_images
+from bebert.hw.flows.postsynth import check_tile_contents, synthesize_netlist, synthesize_with_images
 
 # (depth, width): one word; one tile; 3 columns, the last ragged; 3 x 3 tiles; 3 rows, the last ragged
 SHAPES = [(1, 8), (300, 50), (600, 100), (1200, 200), (5000, 9)]

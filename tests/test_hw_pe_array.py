@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from amaranth.back import verilog
 
-from bebert.hw.compressor import MODULE_NAME as LUT_MODULE
-from bebert.hw.compressor import VERILOG as LUT_VERILOG
-from bebert.hw.cosim import SIMULATORS, build, run
-from bebert.hw.pe_array import PEArray
+from bebert.hw.blocks.compressor import MODULE_NAME as LUT_MODULE
+from bebert.hw.blocks.compressor import VERILOG as LUT_VERILOG
+from bebert.hw.flows.cosim import SIMULATORS, build, run
+from bebert.hw.blocks.pe_array import PEArray
 from bebert.sim.gemm import accumulator_bits
 from cocotb_tools.check_results import get_results
 
@@ -46,7 +46,7 @@ def test_popcount_in_amaranths_simulator(width):
     from amaranth import Module, Signal
     from amaranth.sim import Simulator
 
-    from bebert.hw.compressor import popcount
+    from bebert.hw.blocks.compressor import popcount
 
     m = Module()
     value = Signal(width)
@@ -73,7 +73,7 @@ def test_compressor_in_amaranths_simulator(kind, width):
     from amaranth import Module, Signal
     from amaranth.sim import Simulator
 
-    from bebert.hw.compressor import compressor_popcount, logic_cell, product
+    from bebert.hw.blocks.compressor import compressor_popcount, logic_cell, product
 
     m = Module()
     x, w, mode = Signal(width), Signal(width), Signal()

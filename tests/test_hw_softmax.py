@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from amaranth.back import verilog
 
-from bebert.hw.cosim import SIMULATORS, build, run
+from bebert.hw.flows.cosim import SIMULATORS, build, run
 from bebert.hw.testbench.amaranth_streams import stream_rows
-from bebert.hw.softmax import SoftmaxShape, SoftmaxUnit, softmax_resources
+from bebert.hw.blocks.softmax import SoftmaxShape, SoftmaxUnit, softmax_resources
 from bebert.hw.testbench.softmax import beats_of, layer_constants, worst_case_rows
 from bebert.sim.execute import probabilities
 from bebert.sim.program import Codes

@@ -1,6 +1,6 @@
 """cocotb testbench of the whole accelerator against the simulator, bit for bit.
 
-Settings (BEBERT_COSIM, from bebert.hw.cosim.cosimulate): artifact, pe, simd, members, act_bits,
+Settings (BEBERT_COSIM, from bebert.hw.flows.cosim.cosimulate): artifact, pe, simd, members, act_bits,
 sentences ([ids, types] pairs), gap (probability of a random stall on each stream side), reload,
 results (a JSON file this testbench writes: per sentence, tokens, cycles, model cycles, stalls,
 answers, wall time).
@@ -23,11 +23,11 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from bebert.hw.accelerator import run_cycles
-from bebert.hw.config import HardwareConfig
-from bebert.hw.cosim import settings
+from bebert.hw.design.config import HardwareConfig
+from bebert.hw.flows.cosim import settings
 from bebert.hw.host import beat_lanes, member_program, result_beat_count, step_beats, step_results
-from bebert.hw.images import member_images
-from bebert.hw.plan import plan_for
+from bebert.hw.generator.images import member_images
+from bebert.hw.design.plan import plan_for
 from bebert.sim.ensemble import load_simulation
 from bebert.hw.testbench.streams import StreamSink, StreamSource, resolved
 

@@ -14,12 +14,18 @@ from amaranth.sim import Simulator
 
 
 async def stream_phase(ctx, row_in, row_out, inputs: list, beats_out: int, budget: int, stall=None,
-                       memory: Callable | None = None) -> tuple[list[list[int]], int]:
+                       memory: Callable | None = None, tags: tuple | None = None,
+                       read: Callable | None = None) -> tuple[list[list[int]], int]:
     """One phase inside a testbench: ``inputs`` offered on ``row_in`` until ``beats_out`` beats came
     out of ``row_out``; returns them and the cycles from the first beat taken to the last beat out.
-    ``stall``, ``memory``: as for ``stream_rows``. Leaves both streams idle."""
-    lanes = len(row_out.payload)
+    ``stall``, ``memory``: as for ``stream_rows``. ``tags``: (a side stream, its payloads as dicts of
+    field values), offered one after another beside the rows (a row's tag, taken with its first
+    beat). ``read(ctx, payload)``: one beat out as a list (by default the payload's lanes). Leaves
+    the streams idle."""
+    read = read or (lambda ctx, payload: [ctx.get(payload[lane]) for lane in range(len(payload))])
     out, times = [], {}
+    tag_stream, tag_values = tags if tags is not None else (None, [])
+    tagged = 0
 
     def paused() -> bool:
         return stall is not None and stall.random() < 0.3
@@ -34,12 +40,20 @@ async def stream_phase(ctx, row_in, row_out, inputs: list, beats_out: int, budge
             for lane, value in enumerate(inputs[sent]):
                 ctx.set(row_in.payload[lane], int(value))
         ctx.set(row_out.ready, not paused())
+        tag_taken = False
+        if tag_stream is not None:
+            ctx.set(tag_stream.valid, tagged < len(tag_values))
+            if tagged < len(tag_values):
+                for name, value in tag_values[tagged].items():
+                    ctx.set(getattr(tag_stream.payload, name), value)
+                tag_taken = ctx.get(tag_stream.ready)
         taken = offer and ctx.get(row_in.ready)
         if ctx.get(row_out.valid) and ctx.get(row_out.ready):
-            out.append([ctx.get(row_out.payload[lane]) for lane in range(lanes)])
+            out.append(read(ctx, row_out.payload))
             times["last"] = cycle
         drive = memory(ctx) if memory is not None else None
         await ctx.tick()
+        tagged += tag_taken
         if taken:
             times.setdefault("first", cycle)
             sent += 1
@@ -49,6 +63,8 @@ async def stream_phase(ctx, row_in, row_out, inputs: list, beats_out: int, budge
         assert cycle < budget, "the unit stopped answering"
     ctx.set(row_in.valid, 0)
     ctx.set(row_out.ready, 0)
+    if tag_stream is not None:
+        ctx.set(tag_stream.valid, 0)
     return out, times["last"] - times["first"] + 1
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from cocotb.triggers import RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from bebert.hw.attention_products import AttentionShape, stored_bits
-from bebert.hw.cosim import settings
+from bebert.hw.blocks.attention_products import AttentionShape, stored_bits
+from bebert.hw.flows.cosim import settings
 from bebert.hw.testbench.streams import StreamSink, StreamSource, pack, reset_mid_row, start_after_reset
 from bebert.sim.execute import product
 from bebert.sim.program import Codes

@@ -13,9 +13,9 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from bebert.hw.cosim import settings
+from bebert.hw.flows.cosim import settings
 from bebert.hw.host import beat_lanes
-from bebert.hw.layer_norm import LayerNormShape
+from bebert.hw.blocks.layer_norm import LayerNormShape
 from bebert.hw.testbench.streams import (StreamSink, StreamSource, pack, reset_mid_row, resolved,
                                          start_after_reset)
 from bebert.sim.execute import layer_norm

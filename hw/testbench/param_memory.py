@@ -11,7 +11,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from bebert.hw.cosim import settings
+from bebert.hw.flows.cosim import settings
 from bebert.hw.testbench.streams import resolved
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from bebert.hw.cosim import settings
+from bebert.hw.flows.cosim import settings
 from bebert.hw.host import beat_lanes, stored_codes
 from bebert.hw.testbench.streams import resolved
 from bebert.sim.program import Codes

@@ -14,8 +14,8 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from bebert.hw.cosim import settings
-from bebert.hw.residual_stream import ResidualShape
+from bebert.hw.flows.cosim import settings
+from bebert.hw.blocks.residual_stream import ResidualShape
 from bebert.hw.testbench.streams import (StreamSink, StreamSource, pack, reset_mid_row, resolved,
                                          start_after_reset)
 from bebert.sim.program import NEVER_DOWN, Codes, Staircase

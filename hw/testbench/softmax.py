@@ -15,8 +15,8 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 from cocotb.utils import get_sim_time
 
-from bebert.hw.cosim import settings
-from bebert.hw.softmax import SoftmaxShape
+from bebert.hw.flows.cosim import settings
+from bebert.hw.blocks.softmax import SoftmaxShape
 from bebert.hw.testbench.streams import (StreamSink, StreamSource, pack, reset_mid_row, resolved,
                                          start_after_reset)
 from bebert.sim.execute import probabilities

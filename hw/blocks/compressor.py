@@ -38,7 +38,7 @@ from amaranth.hdl import Instance
 MODULE_NAME = "bebert_lut6"
 LUT_INPUTS = 6
 VERILOG = f"""
-// One 6-input LUT: O = INIT[I] (hw/compressor.py). Instances are the counters of the PE array's
+// One 6-input LUT: O = INIT[I] (hw/blocks/compressor.py). Instances are the counters of the PE array's
 // compressor trees; synthesis maps each to one LUT6 (or fewer inputs where the table ignores some).
 module {MODULE_NAME} #(
     parameter [63:0] INIT = 64'd0

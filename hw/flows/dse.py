@@ -34,11 +34,11 @@ import yaml
 
 from bebert.errors import BebertError
 
-from .accelerator import run_cycles
-from .config import ConfigError, HardwareConfig
-from .dims import MODELS, SETTINGS, shape_from_dims
-from .plan import AcceleratorPlan, ModelShape
-from .resources import RESOURCE_FIELDS, total
+from ..accelerator import run_cycles
+from ..design.config import ConfigError, HardwareConfig
+from ..design.dims import MODELS, SETTINGS, shape_from_dims
+from ..design.plan import AcceleratorPlan, ModelShape
+from ..resources import RESOURCE_FIELDS, total
 
 TOP = "bebert_accelerator"
 MAPPINGS = ("multiplexed", "replicated")
@@ -79,7 +79,7 @@ def model_shape(spec: str, members: int | None = None) -> ModelShape:
     name, setting, count = parse_model(spec)
     if name == "builtin":
         from bebert.builtin import BUILTIN_DIR
-        from bebert.hw.plan import plan_for
+        from bebert.hw.design.plan import plan_for
         from bebert.sim.ensemble import load_simulation
 
         shape = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(8, 8, None, 4)).shape
@@ -183,8 +183,9 @@ def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint
 # ---- Verilog, generated in parallel and kept ------------------------------------------------------------
 # The modules the Verilog is generated from; in the blocks' files, only the part above the resource
 # model counts, so refitting a model or its coefficients (calibration.yaml) keeps generated designs.
-RTL_MODULES = ("config.py", "plan.py", "dims.py", "gen.py", "images.py", "accelerator.py", "buffers.py",
-               "pe_array.py", "compressor.py", "output_unit.py", "ensemble_unit.py", "param_memory.py")
+RTL_MODULES = ("design/config.py", "design/plan.py", "design/dims.py", "generator/gen.py", "generator/images.py",
+               "accelerator.py", "blocks/buffers.py", "blocks/pe_array.py", "blocks/compressor.py",
+               "blocks/output_unit.py", "blocks/ensemble_unit.py", "blocks/param_memory.py")
 RESOURCE_MODEL_MARK = "# ---- the resource model"
 
 
@@ -193,7 +194,7 @@ def source_digest() -> str:
     are unchanged."""
     digest = hashlib.sha256()
     for name in RTL_MODULES:
-        digest.update((Path(__file__).parent / name).read_text().split(RESOURCE_MODEL_MARK)[0].encode())
+        digest.update((Path(__file__).parents[1] / name).read_text().split(RESOURCE_MODEL_MARK)[0].encode())
     return digest.hexdigest()[:16]
 
 
@@ -207,7 +208,7 @@ def verilog_path(point: DesignPoint, digest: str) -> Path:
 
 def generate_verilog(job: tuple[DesignPoint, str]) -> str:
     """Generate one point's Verilog into the cache (a worker's job); returns its path."""
-    from .gen import verilog
+    from ..generator.gen import verilog
 
     point, digest = job
     path = verilog_path(point, digest)
@@ -228,7 +229,7 @@ def binary_macs(plan: AcceleratorPlan, tokens: int) -> int:
 
 def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
     """The model's figures of one point (no synthesis)."""
-    from .accelerator import accelerator_resources
+    from ..accelerator import accelerator_resources
 
     plan = point.plan()
     members = parse_model(point.model)[2]

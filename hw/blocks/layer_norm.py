@@ -39,8 +39,8 @@ from bebert.sim.fixed import FRAC, LN_INPUT_BITS, LN_NORM_BITS, LN_RECIP, LN_VAR
 
 from .compressor import adder_tree
 from .credited_output import credited_output, fifo_resources
-from .plan import signed_bits
-from .resources import Resources, ceil_div, coefficients, linear_cost, multiply_dsps, row_buffer
+from ..design.plan import signed_bits
+from ..resources import Resources, ceil_div, coefficients, linear_cost, multiply_dsps, row_buffer
 
 # Fixed cycles of a row beside its passes and iterations (the FSM below spends exactly these).
 DIVIDE_OVERHEAD = 2  # one cycle loads the divider, one takes its quotient

@@ -26,10 +26,9 @@ import numpy as np
 from bebert import bitpack
 from bebert.sim.fixed import MULT_BITS
 
-from .param_memory import tile_images
-from .plan import SHIFT_BITS, AcceleratorPlan, MatrixJob
+from ..blocks.param_memory import tile_images
+from ..design.plan import MEMORIES, SHIFT_BITS, AcceleratorPlan, MatrixJob
 
-MEMORIES = ("weights", "thresholds", "affine")
 
 
 def twos_complement_bits(values: np.ndarray, width: int) -> np.ndarray:

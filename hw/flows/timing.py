@@ -337,7 +337,7 @@ def _write_wrapper(work: Path, read: str, top: str) -> _Wrapper:
 
     length = max(1, -(-inputs // SERIAL_PINS), min(inputs, CHAIN_BITS))  # bits per chain
     chains = max(1, -(-inputs // length))
-    lines = [f"// Pin wrapper for timing {top} on a chip top (hw/timing.py); generated, do not edit.",
+    lines = [f"// Pin wrapper for timing {top} on a chip top (hw/flows/timing.py); generated, do not edit.",
              f"module {WRAPPER_TOP}(input wire {CLOCK}, input wire rst, input wire [{chains - 1}:0] serial_in,",
              "                             output wire serial_out);"]
     ffs, luts = 0, 0

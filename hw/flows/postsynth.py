@@ -40,8 +40,8 @@ import numpy as np
 
 from bebert.errors import BebertError
 
-from .images import hex_bits
-from .param_memory import tile_image_name
+from ..generator.images import hex_bits
+from ..blocks.param_memory import tile_image_name
 from .synth import tool
 
 SYNTHESIS = {
@@ -95,7 +95,7 @@ def synthesize_netlist(folder: Path, sources: list[Path], top: str, target: str)
 
 def netlist_sources(folder: Path, top: str, target: str) -> list[Path]:
     """What a simulator reads to simulate the ``target`` netlist of the design in ``folder``."""
-    from .gen import verilog_sources
+    from ..generator.gen import verilog_sources
 
     return [synthesize_netlist(folder, verilog_sources(folder), top, target)]
 

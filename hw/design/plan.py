@@ -34,6 +34,7 @@ from bebert.sim.program import Codes, Linear, Member
 from .config import ConfigError, HardwareConfig
 
 SHIFT_BITS = 7  # the affine outputs' right shift S (< 128)
+MEMORIES = ("weights", "thresholds", "affine")  # each resident member's parameter memories
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class ModelShape:
     """What the hardware needs to know of a model, parameters aside: its steps (every job's shape
     and code formats), labels, longest sentence, ensemble, and the widths its constants need.
 
-    From a compiled artifact (``shape_of``), or from dimensions alone (``bebert.hw.dims``) for
+    From a compiled artifact (``shape_of``), or from dimensions alone (``bebert.hw.design.dims``) for
     estimates and synthesis of models that have no trained artifact here (BERT-base)."""
 
     name: str

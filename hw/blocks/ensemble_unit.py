@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.sim.fixed import ALPHA_FRAC
 
-from .resources import Resources, ceil_div
+from ..resources import Resources, ceil_div
 
 SETTLE_CYCLES = 1  # the registered logits reach the scores one cycle after they are taken
 

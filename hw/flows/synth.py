@@ -38,11 +38,11 @@ from pathlib import Path
 
 from bebert.errors import BebertError
 
-from .compressor import MODULE_NAME as LUT_MODULE
-from .compressor import VERILOG as LUT_VERILOG
-from .param_memory import MODULE_NAME as MEMORY_MODULE
-from .param_memory import VERILOG as MEMORY_VERILOG
-from .resources import Resources, total
+from ..blocks.compressor import MODULE_NAME as LUT_MODULE
+from ..blocks.compressor import VERILOG as LUT_VERILOG
+from ..blocks.param_memory import MODULE_NAME as MEMORY_MODULE
+from ..blocks.param_memory import VERILOG as MEMORY_VERILOG
+from ..resources import Resources, total
 
 FAMILY = "xc7"  # 7-series: LUT6, RAMB36E1/RAMB18E1, DSP48E1
 # `proc; splitnets` before synth_xilinx: without it, ABC9's reintegration asserts on some Amaranth

@@ -34,7 +34,7 @@ from bebert.sim.program import Codes
 
 from .compressor import popcount
 from .credited_output import credited_output, fifo_resources
-from .resources import Resources, ceil_div, coefficients, linear_cost, row_buffer
+from ..resources import Resources, ceil_div, coefficients, linear_cost, row_buffer
 
 ADD_STAGES = 2  # the read data with the product's beat, the sum
 ADD_LATENCY = ADD_STAGES + 2  # a beat taken to its sum on sum_out: the stages, the FIFO's two

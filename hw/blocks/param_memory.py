@@ -30,14 +30,14 @@ from amaranth import ClockSignal, Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .resources import Resources, block_ram_grid, ceil_div, mux_luts, tile_geometry
+from ..resources import Resources, block_ram_grid, ceil_div, mux_luts, tile_geometry
 
 MODULE_NAME = "bebert_param_memory"
 
 MAX_TILES_PER_SIDE = 10_000  # tile image names carry four decimal digits per row and column
 
 VERILOG = """
-// @MODULE@: synchronous RAM for the accelerator's parameters (hw/param_memory.py), built
+// @MODULE@: synchronous RAM for the accelerator's parameters (hw/blocks/param_memory.py), built
 // from ROWS x COLS block-RAM tiles of TILE_DEPTH x TILE_WIDTH (TILE_DEPTH a power of two).
 // Read data follows the address by one cycle. Tile (r, c) reads its initial contents in its own
 // initial block from the $readmemh image "<INIT>/r<rrrr>_c<cccc>.hex" (four decimal digits each,

@@ -2,7 +2,7 @@
 
 The design-space exploration sizes the accelerator for the built-in model (MiniLM-L6, from its
 artifact) and for BERT-base, whose binary members were never trained here. What the hardware
-needs of a model besides its parameters is its shape (bebert.hw.plan.ModelShape): the products'
+needs of a model besides its parameters is its shape (bebert.hw.design.plan.ModelShape): the products'
 dimensions and code formats follow from the layer count, widths and the quantization setting;
 the constants' widths (bias, fixed-point range), which only a trained model fixes, are taken
 from the built-in model (REFERENCE_WIDTHS), since they depend on the fixed-point format, not on

@@ -38,7 +38,7 @@ from bebert.sim.fixed import EXP_FRAC, PROB_FRAC
 from .compressor import adder_tree, popcount
 from .credited_output import credited_output, fifo_resources
 from .lane_rows import BeatCounter, LaneRows
-from .resources import Resources, coefficients, linear_cost, multiply_dsps, row_buffer
+from ..resources import Resources, coefficients, linear_cost, multiply_dsps, row_buffer
 
 EXP_BITS = EXP_FRAC + 1  # exponentials are at most exp(0) = 2^EXP_FRAC
 SATURATED = (1 << EXP_FRAC) + 1  # a threshold no exponential reaches

@@ -13,7 +13,7 @@ from __future__ import annotations
 from amaranth import Module, Value
 from amaranth.lib.fifo import SyncFIFOBuffered
 
-from .resources import Resources, row_buffer
+from ..resources import Resources, row_buffer
 
 
 def fifo_depth(in_flight_stages: int) -> int:

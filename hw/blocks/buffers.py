@@ -24,8 +24,8 @@ from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .plan import AcceleratorPlan
-from .resources import Resources, coefficients, linear_cost
+from ..design.plan import AcceleratorPlan
+from ..resources import Resources, coefficients, linear_cost
 
 
 class RowBuffers(wiring.Component):

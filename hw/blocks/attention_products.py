@@ -35,7 +35,7 @@ from bebert.sim.program import Codes
 from .compressor import adder_tree
 from .credited_output import credited_output, fifo_resources
 from .lane_rows import BeatCounter, LaneRows
-from .resources import Resources, ceil_div, coefficients, linear_cost, row_buffer
+from ..resources import Resources, ceil_div, coefficients, linear_cost, row_buffer
 
 GROUP = 8  # products summed in one registered stage before the final sum
 SCORE_STAGES = 3  # the read data, the group sums, the score

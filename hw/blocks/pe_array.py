@@ -33,7 +33,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .compressor import compressor_popcount, compressor_shape
-from .resources import Resources, ceil_div, coefficients, linear_cost
+from ..resources import Resources, ceil_div, coefficients, linear_cost
 
 MODES = ("and", "xnor")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from amaranth import Cat, Signal
 
-from .resources import ceil_div
+from ..resources import ceil_div
 
 
 class LaneRows:

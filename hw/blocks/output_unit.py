@@ -20,8 +20,8 @@ from amaranth.lib.wiring import In, Out
 from bebert.sim.fixed import MULT_BITS
 
 from .compressor import popcount
-from .plan import SHIFT_BITS, AcceleratorPlan
-from .resources import Resources, ceil_div, coefficients, linear_cost
+from ..design.plan import SHIFT_BITS, AcceleratorPlan
+from ..resources import Resources, ceil_div, coefficients, linear_cost
 
 
 class OutputUnit(wiring.Component):

@@ -28,14 +28,14 @@ import yaml
 
 from bebert.errors import BebertError
 
-from .accelerator import Accelerator, image_name, run_cycles, step_cycles
-from .compressor import MODULE_NAME as LUT_MODULE
-from .compressor import VERILOG as LUT_VERILOG
-from .config import HardwareConfig
+from ..accelerator import Accelerator, image_name, run_cycles, step_cycles
+from ..blocks.compressor import MODULE_NAME as LUT_MODULE
+from ..blocks.compressor import VERILOG as LUT_VERILOG
+from ..design.config import HardwareConfig
 from .images import MEMORIES, member_images
-from .param_memory import MODULE_NAME as PARAM_MEMORY_MODULE
-from .param_memory import VERILOG as PARAM_MEMORY_VERILOG
-from .plan import AcceleratorPlan, model_act_bits, plan_for
+from ..blocks.param_memory import MODULE_NAME as PARAM_MEMORY_MODULE
+from ..blocks.param_memory import VERILOG as PARAM_MEMORY_VERILOG
+from ..design.plan import AcceleratorPlan, model_act_bits, plan_for
 
 TOP = "bebert_accelerator"
 VERILOG_FILE = f"{TOP}.v"

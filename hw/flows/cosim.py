@@ -161,7 +161,7 @@ def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], o
     naming the log."""
     from cocotb_tools.check_results import get_results
 
-    from .gen import TOP, generate_for_artifact, verilog_sources
+    from ..generator.gen import TOP, generate_for_artifact, verilog_sources
 
     require_simulator(simulator, waves_requested(waves))  # before anything is generated
     out, artifact = Path(out).resolve(), Path(artifact).resolve()  # the simulator runs in ``out``

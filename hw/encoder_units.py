@@ -1,0 +1,65 @@
+"""The encoder blocks beside the PE array, sized for one compiled ensemble and one longest sentence.
+
+``encoder_units`` derives every block's shape (hw/blocks) from the members' constants: the
+attention's code formats and heads, the widest exponential table and probability step, the
+LayerNorm gains and biases, and the widths of the rows the residual add joins (a LayerNorm output
+plus a product's fixed-point output, or an embedding sum). Lanes are the build's choice: L keys a
+beat for the attention units and the softmax, L hidden values a beat for the residual stream and
+the LayerNorm unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bebert.sim.program import Member
+
+from .blocks.attention_products import AttentionShape
+from .blocks.layer_norm import LayerNormShape
+from .blocks.residual_stream import ResidualShape
+from .blocks.softmax import SoftmaxShape
+from .design.plan import AcceleratorPlan, signed_bits
+
+
+@dataclass(frozen=True)
+class EncoderUnits:
+    """The encoder blocks' shapes."""
+
+    attention: AttentionShape
+    softmax: SoftmaxShape
+    layer_norm: LayerNormShape
+    residual: ResidualShape
+
+
+def _largest(arrays) -> int:
+    return max(int(np.abs(np.asarray(a, dtype=np.int64)).max()) for a in arrays)
+
+
+def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidden_lanes: int) -> EncoderUnits:
+    """The blocks of ``plan``'s members (an artifact's plan) for sentences of up to ``tokens`` tokens."""
+    members: list[Member] = plan.members or []
+    if not members:
+        raise ValueError(f"the plan of {plan.shape.name} has no members' constants to size the encoder blocks by")
+    first = members[0]
+    att = first.layers[0].attention
+    attention = AttentionShape(tokens, att.heads, att.head_size, attention_lanes,
+                               att.query_codes, att.key_codes, att.probs_codes, att.value_codes)
+    layers = [layer for member in members for layer in member.layers]
+    softmax = SoftmaxShape(tokens, attention_lanes, attention.score_bits,
+                           max(len(layer.attention.exp_table) for layer in layers), att.probs_codes.bits,
+                           max(int(layer.attention.prob_step) for layer in layers))
+    norms = [m.embedding_norm for m in members] + [n for layer in layers for n in (layer.attention_norm,
+                                                                                   layer.ffn_norm)]
+    hidden = first.position.shape[1]
+    gain, bias = _largest(n.gamma for n in norms), _largest(n.beta for n in norms)
+    out_bits = LayerNormShape(hidden, hidden_lanes, 16, gain, bias).out_bits  # whatever the input width
+    embedding_bound = max(_largest([m.word_scale]) + _largest([m.position]) + _largest([m.token_type])
+                          for m in members)
+    in_bits = max(signed_bits(embedding_bound), max(out_bits, plan.value_bits) + 1)
+    layer_norm = LayerNormShape(hidden, hidden_lanes, in_bits, gain, bias)
+    staircases = plan.resident * (2 * len(first.layers) + 1)  # per layer: input, FFN in; the pooler's
+    residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, plan.value_bits, first.layers[0].input_codes,
+                             out_bits + 1, staircases * -(-hidden // hidden_lanes))
+    return EncoderUnits(attention, softmax, layer_norm, residual)

@@ -1,0 +1,179 @@
+"""The encoder on chip's schedule: the order in which the PE array runs a member's products, what each
+waits for, and the event model of an inference's cycles that the RTL's controller is built to.
+
+One member runs after another. Per member the host's embedding rows pass the residual add (no
+residual) into the LayerNorm unit, whose output rows are stored as the hidden states and quantized
+into the codes store (one row of codes per token). Then per layer, on the PE array:
+
+    key_value(t)   for every token        K and V codes into the attention units' banks
+    query(0)
+    for every token t, and once more:
+        attention_output(t)               waits for the context codes of token t (not after the last)
+        query(t + 1)                      (not after the last token)
+        ffn(t - 1)                        waits for the FFN-in codes of token t - 1 (not at first)
+
+and after the last layer the head (pooler, classifier) on the [CLS] row's codes. Beside the array,
+query(t) starts token t's attention on the units, head after head (scores, softmax, context, the
+context staircase), which runs while the array computes ffn(t - 2); attention_output(t)'s rows go
+through the residual add into the LayerNorm unit (its output: the FFN-in codes of t, ready while the
+array computes query(t + 1) and ffn(t - 1)), ffn(t)'s rows the same way (its output: the next layer's input codes of t, or the pooler's codes). The
+LayerNorm unit takes rows in the order they arrive, which is the array's order.
+
+Rows are handed between units whole (store and forward): a row may start on a unit once its input
+row is complete and the unit has taken its previous row. ``inference_cycles`` computes every row's
+start and end from the blocks' own cycle models (hw/blocks) and the handoff latencies below; the
+``serial`` order, each row on any unit waiting for every row before it (one unit at a time), is the
+baseline it is measured
+against (docs/accelerator.md).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .accelerator import DRAIN_CYCLES, OUTPUT_CYCLES
+from .blocks.attention_products import CONTEXT_LATENCY, SCORE_LATENCY
+from .blocks.ensemble_unit import SETTLE_CYCLES
+from .blocks.layer_norm import OUT_LATENCY as LN_OUT_LATENCY
+from .blocks.pe_array import fold_cycles
+from .blocks.residual_stream import ADD_LATENCY, NORM_LATENCY
+from .blocks.softmax import OUT_LATENCY as SOFTMAX_OUT_LATENCY
+from .blocks.softmax import SCALAR_CYCLES
+from .design.plan import AcceleratorPlan, MatrixJob
+from .encoder_units import EncoderUnits
+
+ROW_HANDOFF = 1  # a product's completed row to its first beat on the next unit (the row store's read)
+CONTEXT_STAIRCASE = 2  # a head's context accumulators to their codes in the context store
+
+
+@dataclass
+class EncoderCycles:
+    """One inference's cycles: the total, the PE array's busy cycles by step, its waits by cause, and
+    every unit's busy cycles (its rows' occupancy)."""
+
+    total: int = 0
+    pe_busy: dict = field(default_factory=lambda: defaultdict(int))
+    pe_waits: dict = field(default_factory=lambda: defaultdict(int))
+    unit_busy: dict = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def pe_busy_total(self) -> int:
+        return sum(self.pe_busy.values())
+
+
+def job_cycles(plan: AcceleratorPlan, job: MatrixJob) -> int:
+    """A job on one row: per output fold, the passes, the drain and the output cycle."""
+    return plan.out_folds(job) * (fold_cycles(plan.in_folds(job), job.planes) + DRAIN_CYCLES + OUTPUT_CYCLES)
+
+
+def encoder_steps(plan: AcceleratorPlan, layer: int) -> dict[str, int]:
+    """PE cycles of one row of each of a layer's encoder steps: its input beats (from the codes or
+    context store), then its jobs."""
+    jobs = {job.name.split(".", 1)[1]: job for job in plan.jobs if job.name.startswith(f"layer{layer}.")}
+
+    def step(*names):
+        return plan.in_folds(jobs[names[0]]) + sum(job_cycles(plan, jobs[n]) for n in names)
+
+    return {"key_value": step("key", "value"), "query": step("query"),
+            "attention_output": step("attention_output"), "ffn": step("ffn_in", "ffn_out")}
+
+
+def head_cycles(plan: AcceleratorPlan) -> int:
+    head = next(s for s in plan.steps if s.name == "head")
+    return plan.in_folds(head.jobs[0]) + sum(job_cycles(plan, j) for j in head.jobs)
+
+
+class _Timeline:
+    """Every unit's next free cycle, and the PE array's sequence with its waits and busy cycles."""
+
+    def __init__(self, plan: AcceleratorPlan, units: EncoderUnits, tokens: int, serial: bool):
+        self.plan, self.units, self.tokens, self.serial = plan, units, tokens, serial
+        self.out = EncoderCycles()
+        self.pe_free = self.ln_free = self.score_free = self.softmax_free = self.context_free = 0
+        self.done = 0  # the latest completion of any row so far (what a serial step waits for)
+
+    def _finish(self, time: int) -> int:
+        self.done = max(self.done, time)
+        return time
+
+    def _ready(self, ready: int) -> int:
+        return max(ready, self.done) if self.serial else ready
+
+    def pe(self, kind: str, cycles: int, ready: int, cause: str) -> int:
+        """A PE step of ``cycles`` whose input is complete at ``ready``; returns its end."""
+        start = max(self.pe_free, self._ready(ready))
+        if start > self.pe_free:
+            self.out.pe_waits[cause] += start - self.pe_free
+        self.pe_free = start + cycles
+        self.out.pe_busy[kind] += cycles
+        return self._finish(self.pe_free)
+
+    def layer_norm(self, arrival: int) -> int:
+        """A row whose first beat reaches the LayerNorm unit's input at ``arrival`` (after the
+        residual add); returns when its codes are in the codes store."""
+        ln, res = self.units.layer_norm, self.units.residual
+        start = max(self.ln_free, self._ready(arrival))
+        self.ln_free = start + ln.row_cycles
+        self.out.unit_busy["layer_norm"] += ln.row_cycles
+        self.out.unit_busy["residual_stream"] += 2 * res.beats
+        return self._finish(start + ln.row_cycles - 1 + LN_OUT_LATENCY + NORM_LATENCY)
+
+    def product_row(self, end: int) -> int:
+        """An affine product's row completed at ``end``, into the residual add then the LayerNorm."""
+        return self.layer_norm(end + ROW_HANDOFF + ADD_LATENCY)
+
+    def attention(self, query_end: int, keys_end: int) -> int:
+        """One token's attention, head after head; returns when its context codes are stored."""
+        att, sm = self.units.attention, self.units.softmax
+        n, beats = self.tokens, att.row_beats(self.tokens)
+        ready = self._ready(max(query_end, keys_end) + ROW_HANDOFF)
+        end = ready
+        for _ in range(att.heads):
+            score = max(self.score_free, ready)
+            self.score_free = score + att.score_row_cycles(n)
+            softmax = max(self.softmax_free, score + 1 + SCORE_LATENCY)  # its first score beat
+            self.softmax_free = softmax + sm.row_cycles(n)
+            first_prob = softmax + 2 * beats + SCALAR_CYCLES + sm.levels + SOFTMAX_OUT_LATENCY
+            context = max(self.context_free, first_prob)
+            self.context_free = context + att.context_row_cycles(n)
+            end = context + att.context_row_cycles(n) + CONTEXT_LATENCY + CONTEXT_STAIRCASE
+            for name, cycles in (("attention_scores", att.score_row_cycles(n)), ("softmax", sm.row_cycles(n)),
+                                 ("attention_context", att.context_row_cycles(n))):
+                self.out.unit_busy[name] += cycles
+        return self._finish(end)
+
+
+def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, serial: bool = False) -> EncoderCycles:
+    """The cycles of one inference of ``tokens`` tokens under the schedule above (``serial``: each
+    row on any unit waits until every row before it is complete)."""
+    if not 1 <= tokens <= units.attention.tokens:
+        raise ValueError(f"a sentence of {tokens} tokens on a build for {units.attention.tokens}")
+    line = _Timeline(plan, units, tokens, serial)
+    layers = sum(1 for s in plan.steps if s.name.endswith(".qkv"))
+    beats = units.residual.beats
+    member_start = 0
+    for _ in range(plan.ensemble_members):
+        # the embeddings stream in a beat a cycle, each row through the add into the LayerNorm
+        codes = [line.layer_norm(member_start + t * beats + ADD_LATENCY) for t in range(tokens)]
+        for layer in range(layers):
+            steps = encoder_steps(plan, layer)
+            keys_end = 0
+            for t in range(tokens):
+                keys_end = line.pe("key_value", steps["key_value"], codes[t], "layer_norm")
+            query_end = line.pe("query", steps["query"], codes[0], "layer_norm")
+            for t in range(tokens + 1):
+                if t < tokens:
+                    context = line.attention(query_end, keys_end)
+                    end = line.pe("attention_output", steps["attention_output"], context, "attention")
+                    codes[t] = line.product_row(end)
+                if t + 1 < tokens:
+                    query_end = line.pe("query", steps["query"], codes[t + 1], "layer_norm")
+                if t >= 1:  # a token behind, so that its first LayerNorm runs under the array's work
+                    end = line.pe("ffn", steps["ffn"], codes[t - 1], "layer_norm")
+                    codes[t - 1] = line.product_row(end)
+        head_start = max(line.pe_free, codes[0])
+        line.pe("head", head_cycles(plan), codes[0], "layer_norm")
+        member_start = head_start  # the next member's embeddings stream once the head has its row
+    line.out.total = line.pe_free + SETTLE_CYCLES + 1  # the last logits join the scores; the answer
+    return line.out
