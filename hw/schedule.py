@@ -16,15 +16,16 @@ and after the last layer the head (pooler, classifier) on the [CLS] row's codes.
 query(t) starts token t's attention on the units, head after head (scores, softmax, context, the
 context staircase), which runs while the array computes ffn(t - 2); attention_output(t)'s rows go
 through the residual add into the LayerNorm unit (its output: the FFN-in codes of t, ready while the
-array computes query(t + 1) and ffn(t - 1)), ffn(t)'s rows the same way (its output: the next layer's input codes of t, or the pooler's codes). The
-LayerNorm unit takes rows in the order they arrive, which is the array's order.
+array computes query(t + 1) and ffn(t - 1)), ffn(t)'s rows the same way (its output: the next
+layer's input codes of t, or the pooler's codes). The LayerNorm unit takes rows in the order they
+arrive, which is the array's order. The head waits for the member's last LayerNorm row, so that the
+next member's embeddings find the codes store idle.
 
 Rows are handed between units whole (store and forward): a row may start on a unit once its input
 row is complete and the unit has taken its previous row. ``inference_cycles`` computes every row's
 start and end from the blocks' own cycle models (hw/blocks) and the handoff latencies below; the
 ``serial`` order, each row on any unit waiting for every row before it (one unit at a time), is the
-baseline it is measured
-against (docs/accelerator.md).
+baseline it is measured against (docs/accelerator.md).
 """
 
 from __future__ import annotations
@@ -172,8 +173,8 @@ def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, se
                 if t >= 1:  # a token behind, so that its first LayerNorm runs under the array's work
                     end = line.pe("ffn", steps["ffn"], codes[t - 1], "layer_norm")
                     codes[t - 1] = line.product_row(end)
-        head_start = max(line.pe_free, codes[0])
-        line.pe("head", head_cycles(plan), codes[0], "layer_norm")
+        head_start = max(line.pe_free, line.done)  # every row of the member through its LayerNorm
+        line.pe("head", head_cycles(plan), line.done, "layer_norm")
         member_start = head_start  # the next member's embeddings stream once the head has its row
     line.out.total = line.pe_free + SETTLE_CYCLES + 1  # the last logits join the scores; the answer
     return line.out

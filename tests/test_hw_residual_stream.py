@@ -1,8 +1,9 @@
 """The residual stream alone: the add and norm paths in Amaranth's simulator, then the generated
 Verilog in Verilator and Icarus (cocotb): every sum equal to ``x + y`` and every code to the
 simulator's ``Staircase.apply``, for 4-bit and bipolar codes, at the format's ends and at the
-thresholds, with one token and the longest sentence, stalls and a reset mid-row; both paths'
-cycle counts equal to the model; the resource model against Yosys."""
+thresholds, rows in a shuffled order of tokens with their own staircases, with one token and the
+longest sentence, stalls and a reset mid-row; both paths' cycle counts equal to the model; the
+resource model against Yosys."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from bebert.hw.cosim import SIMULATORS, build, run
-from bebert.hw.residual_stream import ResidualStream, residual_resources
+from bebert.hw.flows.cosim import SIMULATORS, build, run
+from bebert.hw.blocks.residual_stream import ResidualStream, residual_resources
 from bebert.hw.testbench.amaranth_streams import stream_phase
-from bebert.hw.testbench.residual_stream import (ADD_BITS, beats_of, expected_codes, product_rows, rows_of, shape_of,
-                                                 staircase, state_rows, threshold_base, threshold_words)
+from bebert.hw.testbench.residual_stream import ADD_BITS, beats_of, phases, rows_of, shape_of, staircase, threshold_words
 from cocotb_tools.check_results import get_results
 from conftest import assert_block_resources
 
@@ -27,14 +27,13 @@ SHAPES = [(4, 16, 4, "1-1-4", 4), (6, 20, 8, "1-1-4", 5), (3, 12, 1, "1-1-1", 1)
 
 
 def run_sentence(shape, length, rng, stall=None):
-    """An embedding pass, then LayerNorm rows stored and quantized, then product rows added to them,
-    in one simulation; returns what each pass gave, what it should have, and its cycles."""
+    """The sentence's phases (testbench.residual_stream.phases) in one simulation; returns, per phase,
+    the rows out, the tokens they carry (norm) and the cycles."""
     unit = ResidualStream(shape)
     stairs = staircase(shape, rng)
     words = threshold_words(shape, stairs)
-    embeddings, states, products = product_rows(shape, length, rng), state_rows(shape, length, stairs, rng), \
-        product_rows(shape, length, rng)
-    found = {}
+    todo = phases(shape, length, stairs, rng)
+    found = []
 
     def thresholds(ctx):
         address = min(ctx.get(unit.threshold_addr), len(words) - 1)
@@ -45,43 +44,46 @@ def run_sentence(shape, length, rng, stall=None):
                     ctx.set(unit.thresholds[lane][level], int(words[address][lane, level]))
         return drive
 
+    def codes_and_token(ctx, payload):
+        return [ctx.get(payload.codes[lane]) for lane in range(shape.lanes)] + [ctx.get(payload.tag)]
+
     async def bench(ctx):
-        ctx.set(unit.length, length)
-        ctx.set(unit.threshold_base, threshold_base(shape))
         budget = 20 * shape.rows_cycles(length, "norm") + 100
-        for name, path, rows, embed in (("embeddings", "add", embeddings, 1), ("codes", "norm", states, 0),
-                                        ("sums", "add", products, 0)):
-            ctx.set(unit.embed, embed)
-            source, sink = (unit.add_in, unit.sum_out) if path == "add" else (unit.norm_in, unit.codes_out)
-            beats = beats_of(rows, shape)
-            out, cycles = await stream_phase(ctx, source, sink, beats, len(beats), budget, stall, thresholds)
-            found[name] = (rows_of(out, shape, length), cycles)
+        for phase in todo:
+            beats = beats_of(phase.rows, shape)
+            if phase.path == "add":
+                out, cycles = await stream_phase(ctx, unit.add_in, unit.sum_out, beats, len(beats), budget, stall,
+                                                 thresholds, tags=(unit.add_row, phase.tags))
+                tokens = phase.tokens
+            else:
+                out, cycles = await stream_phase(ctx, unit.norm_in, unit.codes_out, beats, len(beats), budget, stall,
+                                                 thresholds, read=codes_and_token)
+                tokens = [beat[-1] for beat in out[::shape.beats]]
+                out = [beat[:-1] for beat in out]
+            found.append((phase, rows_of(out, shape, len(phase.rows)), tokens, cycles))
 
     simulator = Simulator(unit)
     simulator.add_clock(1e-8)
     simulator.add_testbench(bench)
     simulator.run()
-    expected = {"embeddings": embeddings, "codes": expected_codes(states, stairs, shape.codes),
-                "sums": states + products}
-    return found, expected
+    return found
 
 
 @pytest.mark.parametrize("tokens,hidden,lanes,setting,length", SHAPES)
 def test_paths_equal_simulator(tokens, hidden, lanes, setting, length):
     shape = shape_of(tokens, hidden, lanes, setting)
-    found, expected = run_sentence(shape, length, np.random.default_rng(hidden))
-    for name, want in expected.items():
-        got, cycles = found[name]
-        assert np.array_equal(got, want), (name, np.argwhere(got != want)[:4])
-        assert cycles == shape.rows_cycles(length, "norm" if name == "codes" else "add"), name
+    for phase, rows, row_tokens, cycles in run_sentence(shape, length, np.random.default_rng(hidden)):
+        assert np.array_equal(rows, phase.expected), (phase.path, phase.tokens, np.argwhere(rows != phase.expected)[:4])
+        assert row_tokens == phase.tokens
+        assert cycles == shape.rows_cycles(len(phase.rows), phase.path), phase.path
 
 
 def test_stalls_change_no_result():
     shape = shape_of(6, 20, 8, "1-1-4")
-    found, expected = run_sentence(shape, 6, np.random.default_rng(1), stall=np.random.default_rng(2))
-    for name, want in expected.items():
-        assert np.array_equal(found[name][0], want), name
-    assert found["codes"][1] > shape.rows_cycles(6, "norm")  # the pauses did happen
+    found = run_sentence(shape, 6, np.random.default_rng(1), stall=np.random.default_rng(2))
+    for phase, rows, row_tokens, _ in found:
+        assert np.array_equal(rows, phase.expected) and row_tokens == phase.tokens, phase.path
+    assert sum(c for *_, c in found) > sum(shape.rows_cycles(len(p.rows), p.path) for p, *_ in found)  # pauses happened
 
 
 def test_sums_cover_both_formats():
