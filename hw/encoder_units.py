@@ -16,6 +16,7 @@ import numpy as np
 
 from bebert.sim.program import Member
 
+from .blocks.attention_pipeline import PipelineShape
 from .blocks.attention_products import AttentionShape
 from .blocks.layer_norm import LayerNormShape
 from .blocks.residual_stream import ResidualShape
@@ -27,10 +28,17 @@ from .design.plan import AcceleratorPlan, signed_bits
 class EncoderUnits:
     """The encoder blocks' shapes."""
 
-    attention: AttentionShape
-    softmax: SoftmaxShape
+    pipeline: PipelineShape  # the attention: score, softmax and context units, the context staircase
     layer_norm: LayerNormShape
     residual: ResidualShape
+
+    @property
+    def attention(self) -> AttentionShape:
+        return self.pipeline.attention
+
+    @property
+    def softmax(self) -> SoftmaxShape:
+        return self.pipeline.softmax
 
 
 def _largest(arrays) -> int:
@@ -62,4 +70,6 @@ def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidd
     staircases = plan.resident * (2 * len(first.layers) + 1)  # per layer: input, FFN in; the pooler's
     residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, plan.value_bits, first.layers[0].input_codes,
                              out_bits + 1, staircases * -(-hidden // hidden_lanes))
-    return EncoderUnits(attention, softmax, layer_norm, residual)
+    pipeline = PipelineShape(attention, softmax, att.context_quantizer.codes, attention.context_bits + 1,
+                             plan.resident * len(first.layers) * att.heads)  # a head's thresholds a word
+    return EncoderUnits(pipeline, layer_norm, residual)

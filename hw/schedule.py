@@ -34,18 +34,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .accelerator import DRAIN_CYCLES, OUTPUT_CYCLES
-from .blocks.attention_products import CONTEXT_LATENCY, SCORE_LATENCY
 from .blocks.ensemble_unit import SETTLE_CYCLES
 from .blocks.layer_norm import OUT_LATENCY as LN_OUT_LATENCY
 from .blocks.pe_array import fold_cycles
 from .blocks.residual_stream import ADD_LATENCY, NORM_LATENCY
-from .blocks.softmax import OUT_LATENCY as SOFTMAX_OUT_LATENCY
-from .blocks.softmax import SCALAR_CYCLES
 from .design.plan import AcceleratorPlan, MatrixJob
 from .encoder_units import EncoderUnits
 
 ROW_HANDOFF = 1  # a product's completed row to its first beat on the next unit (the row store's read)
-CONTEXT_STAIRCASE = 2  # a head's context accumulators to their codes in the context store
 
 
 @dataclass
@@ -91,7 +87,8 @@ class _Timeline:
     def __init__(self, plan: AcceleratorPlan, units: EncoderUnits, tokens: int, serial: bool):
         self.plan, self.units, self.tokens, self.serial = plan, units, tokens, serial
         self.out = EncoderCycles()
-        self.pe_free = self.ln_free = self.score_free = self.softmax_free = self.context_free = 0
+        self.pe_free = self.ln_free = 0
+        self.attention_free = {"score": 0, "softmax": 0, "context": 0}  # the attention units' next free cycles
         self.done = 0  # the latest completion of any row so far (what a serial step waits for)
 
     def _finish(self, time: int) -> int:
@@ -125,23 +122,13 @@ class _Timeline:
         return self.layer_norm(end + ROW_HANDOFF + ADD_LATENCY)
 
     def attention(self, query_end: int, keys_end: int) -> int:
-        """One token's attention, head after head; returns when its context codes are stored."""
-        att, sm = self.units.attention, self.units.softmax
-        n, beats = self.tokens, att.row_beats(self.tokens)
+        """One token's attention, head after head; returns when its last context codes are out."""
+        att, sm, n = self.units.attention, self.units.softmax, self.tokens
         ready = self._ready(max(query_end, keys_end) + ROW_HANDOFF)
-        end = ready
-        for _ in range(att.heads):
-            score = max(self.score_free, ready)
-            self.score_free = score + att.score_row_cycles(n)
-            softmax = max(self.softmax_free, score + 1 + SCORE_LATENCY)  # its first score beat
-            self.softmax_free = softmax + sm.row_cycles(n)
-            first_prob = softmax + 2 * beats + SCALAR_CYCLES + sm.levels + SOFTMAX_OUT_LATENCY
-            context = max(self.context_free, first_prob)
-            self.context_free = context + att.context_row_cycles(n)
-            end = context + att.context_row_cycles(n) + CONTEXT_LATENCY + CONTEXT_STAIRCASE
-            for name, cycles in (("attention_scores", att.score_row_cycles(n)), ("softmax", sm.row_cycles(n)),
-                                 ("attention_context", att.context_row_cycles(n))):
-                self.out.unit_busy[name] += cycles
+        end = self.units.pipeline.queries([ready], n, self.attention_free)[0]
+        for name, cycles in (("attention_scores", att.score_row_cycles(n)), ("softmax", sm.row_cycles(n)),
+                             ("attention_context", att.context_row_cycles(n))):
+            self.out.unit_busy[name] += att.heads * cycles
         return self._finish(end)
 
 
