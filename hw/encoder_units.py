@@ -19,6 +19,7 @@ from bebert.sim.program import Member
 from .blocks.attention_pipeline import PipelineShape
 from .blocks.attention_products import AttentionShape
 from .blocks.layer_norm import LayerNormShape
+from .blocks.residual_norm import NormTiming
 from .blocks.residual_stream import ResidualShape
 from .blocks.softmax import SoftmaxShape
 from .design.plan import AcceleratorPlan, signed_bits
@@ -29,8 +30,15 @@ class EncoderUnits:
     """The encoder blocks' shapes."""
 
     pipeline: PipelineShape  # the attention: score, softmax and context units, the context staircase
-    layer_norm: LayerNormShape
-    residual: ResidualShape
+    norm: NormTiming  # the residual stream and the LayerNorm unit
+
+    @property
+    def layer_norm(self) -> LayerNormShape:
+        return self.norm.layer_norm
+
+    @property
+    def residual(self) -> ResidualShape:
+        return self.norm.residual
 
     @property
     def attention(self) -> AttentionShape:
@@ -65,11 +73,13 @@ def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidd
     out_bits = LayerNormShape(hidden, hidden_lanes, 16, gain, bias).out_bits  # whatever the input width
     embedding_bound = max(_largest([m.word_scale]) + _largest([m.position]) + _largest([m.token_type])
                           for m in members)
-    in_bits = max(signed_bits(embedding_bound), max(out_bits, plan.value_bits) + 1)
-    layer_norm = LayerNormShape(hidden, hidden_lanes, in_bits, gain, bias)
-    staircases = plan.resident * (2 * len(first.layers) + 1)  # per layer: input, FFN in; the pooler's
-    residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, plan.value_bits, first.layers[0].input_codes,
-                             out_bits + 1, staircases * -(-hidden // hidden_lanes))
+    add_bits = max(signed_bits(embedding_bound), plan.value_bits, out_bits)  # a product's row or an embedding
+    layer_norm = LayerNormShape(hidden, hidden_lanes, add_bits + 1, gain, bias)  # the residual sum
+    beats = -(-hidden // hidden_lanes)
+    per_member = 2 * len(first.layers) + 1  # staircases: per layer the input's and FFN-in's; the pooler's
+    residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, add_bits, first.layers[0].input_codes,
+                             out_bits + 1, plan.resident * per_member * beats,
+                             norm_words=plan.resident * per_member * beats)  # LayerNorms: the embeddings', two a layer
     pipeline = PipelineShape(attention, softmax, att.context_quantizer.codes, attention.context_bits + 1,
                              plan.resident * len(first.layers) * att.heads)  # a head's thresholds a word
-    return EncoderUnits(pipeline, layer_norm, residual)
+    return EncoderUnits(pipeline, NormTiming(residual, layer_norm))

@@ -35,9 +35,7 @@ from dataclasses import dataclass, field
 
 from .accelerator import DRAIN_CYCLES, OUTPUT_CYCLES
 from .blocks.ensemble_unit import SETTLE_CYCLES
-from .blocks.layer_norm import OUT_LATENCY as LN_OUT_LATENCY
 from .blocks.pe_array import fold_cycles
-from .blocks.residual_stream import ADD_LATENCY, NORM_LATENCY
 from .design.plan import AcceleratorPlan, MatrixJob
 from .encoder_units import EncoderUnits
 
@@ -87,7 +85,8 @@ class _Timeline:
     def __init__(self, plan: AcceleratorPlan, units: EncoderUnits, tokens: int, serial: bool):
         self.plan, self.units, self.tokens, self.serial = plan, units, tokens, serial
         self.out = EncoderCycles()
-        self.pe_free = self.ln_free = 0
+        self.pe_free = 0
+        self.norm_free = {"layer_norm": 0}  # the LayerNorm unit's next free cycle
         self.attention_free = {"score": 0, "softmax": 0, "context": 0}  # the attention units' next free cycles
         self.done = 0  # the latest completion of any row so far (what a serial step waits for)
 
@@ -108,18 +107,17 @@ class _Timeline:
         return self._finish(self.pe_free)
 
     def layer_norm(self, arrival: int) -> int:
-        """A row whose first beat reaches the LayerNorm unit's input at ``arrival`` (after the
-        residual add); returns when its codes are in the codes store."""
+        """A row whose first beat is offered to the residual add at ``arrival``; returns when its
+        codes are out, into the codes store."""
         ln, res = self.units.layer_norm, self.units.residual
-        start = max(self.ln_free, self._ready(arrival))
-        self.ln_free = start + ln.row_cycles
+        end = self.units.norm.rows([self._ready(arrival)], self.norm_free)[0]
         self.out.unit_busy["layer_norm"] += ln.row_cycles
         self.out.unit_busy["residual_stream"] += 2 * res.beats
-        return self._finish(start + ln.row_cycles - 1 + LN_OUT_LATENCY + NORM_LATENCY)
+        return self._finish(end)
 
     def product_row(self, end: int) -> int:
         """An affine product's row completed at ``end``, into the residual add then the LayerNorm."""
-        return self.layer_norm(end + ROW_HANDOFF + ADD_LATENCY)
+        return self.layer_norm(end + ROW_HANDOFF)
 
     def attention(self, query_end: int, keys_end: int) -> int:
         """One token's attention, head after head; returns when its last context codes are out."""
@@ -143,7 +141,7 @@ def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, se
     member_start = 0
     for _ in range(plan.ensemble_members):
         # the embeddings stream in a beat a cycle, each row through the add into the LayerNorm
-        codes = [line.layer_norm(member_start + t * beats + ADD_LATENCY) for t in range(tokens)]
+        codes = [line.layer_norm(member_start + t * beats) for t in range(tokens)]
         for layer in range(layers):
             steps = encoder_steps(plan, layer)
             keys_end = 0

@@ -8,8 +8,9 @@ Two paths, each a row of ``hidden`` values L (``lanes``) a beat, rows in any ord
 * add: a product's fixed-point row on ``add_in`` (attention output or FFN out), plus its token's
   stored hidden state, out on ``sum_out`` (the LayerNorm unit's input). Each row needs its tag on
   ``add_row``, taken with its first beat: the token, ``embed`` (the row passes unchanged: an
-  embedding sum, which has no residual) and ``threshold_base``, the staircase its LayerNorm output
-  will be quantized by;
+  embedding sum, which has no residual), ``threshold_base``, the staircase its LayerNorm output
+  will be quantized by, and ``norm_base``, the gain and bias words of that LayerNorm (out on
+  ``norm_base`` while the row is the next the norm path takes, so during its LayerNorm's out pass);
 * norm: a LayerNorm output row on ``norm_in`` (the LayerNorm unit keeps the add path's order) is
   stored as its token's hidden state and quantized by the staircase quantizer
   (staircase_quantizer.py), out on ``codes_out`` with its token (the codes store's row). The
@@ -61,6 +62,7 @@ class ResidualShape:
     codes: Codes
     threshold_bits: int
     threshold_words: int
+    norm_words: int = 1  # gain and bias words of the LayerNorms between the paths (the tag's norm_base)
 
     def __post_init__(self):
         if not 1 <= self.lanes <= self.hidden or self.tokens < 1:
@@ -113,13 +115,15 @@ class ResidualStream(wiring.Component):
         lanes = s.lanes
         super().__init__({
             "add_row": In(stream.Signature(data.StructLayout({
-                "token": range(s.tokens), "embed": 1, "threshold_base": range(s.threshold_words)}))),
+                "token": range(s.tokens), "embed": 1, "threshold_base": range(s.threshold_words),
+                "norm_base": range(s.norm_words)}))),
             "add_in": In(stream.Signature(data.ArrayLayout(signed(s.add_bits), lanes))),
             "sum_out": Out(stream.Signature(data.ArrayLayout(signed(s.sum_bits), lanes))),
             "norm_in": In(stream.Signature(data.ArrayLayout(signed(s.state_bits), lanes))),
             "codes_out": Out(stream.Signature(s.quantizer.out_layout)),
             "threshold_addr": Out(range(s.threshold_words)),
             "thresholds": In(data.ArrayLayout(data.ArrayLayout(signed(s.threshold_bits), s.levels), lanes)),
+            "norm_base": Out(range(s.norm_words)),
             "busy": Out(1),
         })
 
@@ -130,7 +134,8 @@ class ResidualStream(wiring.Component):
         m.submodules.states = states = Memory(shape=data.ArrayLayout(signed(s.state_bits), lanes), depth=s.words,
                                               init=[])
         write, read = states.write_port(), states.read_port()
-        tag_layout = data.StructLayout({"token": range(s.tokens), "threshold_base": range(s.threshold_words)})
+        tag_layout = data.StructLayout({"token": range(s.tokens), "threshold_base": range(s.threshold_words),
+                                        "norm_base": range(s.norm_words)})
         m.submodules.tags = tags = SyncFIFOBuffered(width=tag_layout.size, depth=TAGS_IN_FLIGHT)
         queued = data.View(tag_layout, tags.r_data)
 
@@ -155,7 +160,8 @@ class ResidualStream(wiring.Component):
         m.d.comb += [self.add_in.ready.eq(add_room & tagged), add_take.eq(self.add_in.valid & add_room & tagged),
                      self.add_row.ready.eq(add_take & first),
                      tags.w_en.eq(add_take & first),
-                     tags.w_data.eq(Cat(self.add_row.payload.token, self.add_row.payload.threshold_base))]
+                     tags.w_data.eq(Cat(self.add_row.payload.token, self.add_row.payload.threshold_base,
+                                        self.add_row.payload.norm_base))]
         with m.If(add_take):
             m.d.sync += [add_beat.eq(Mux(add_beat == s.beats - 1, 0, add_beat + 1)), add_token.eq(token),
                          add_embed.eq(embed)]
@@ -174,7 +180,8 @@ class ResidualStream(wiring.Component):
                      tags.r_en.eq(norm_take & norm_row_end),
                      write.addr.eq(queued.token * s.beats + norm_beat), write.data.eq(self.norm_in.payload),
                      write.en.eq(norm_take),
-                     self.threshold_addr.eq(quantizer.threshold_addr), quantizer.thresholds.eq(self.thresholds)]
+                     self.threshold_addr.eq(quantizer.threshold_addr), quantizer.thresholds.eq(self.thresholds),
+                     self.norm_base.eq(queued.norm_base)]
         wiring.connect(m, wiring.flipped(self.codes_out), quantizer.row_out)
         with m.If(norm_take):
             m.d.sync += norm_beat.eq(Mux(norm_row_end, 0, norm_beat + 1))
@@ -201,7 +208,8 @@ def residual_resources(shape: ResidualShape) -> Resources:
     (staircase_quantizer.py) with its tags; the state RAM (read and written at their own addresses),
     both output FIFOs and the row tags' FIFO in distributed or block RAM."""
     s, q = shape, shape.quantizer
-    token_bits, base_bits = max(1, (s.tokens - 1).bit_length()), (s.threshold_words - 1).bit_length()
+    token_bits = max(1, (s.tokens - 1).bit_length())
+    base_bits = (s.threshold_words - 1).bit_length() + (s.norm_words - 1).bit_length()
     add_ff = (s.lanes * (s.add_bits + s.sum_bits + 1) + ADD_STAGES + 1  # the addend, the sums, the masks, embed
               + (s.beats - 1).bit_length() + token_bits + 1)  # the beat, the row's token and embed
     norm_ff = quantizer_flip_flops(q) + (NORM_STAGES + 1) * q.tag_bits + (s.beats - 1).bit_length()

@@ -121,7 +121,8 @@ def phases(shape: ResidualShape, length: int, stairs: Staircase, rng) -> list[Ph
             bases = [threshold_base(shape) if (start + i) % 2 == 0 else 0 for i in range(len(group))]
             rows = addends[group]
             out.append(Phase("add", group, rows, rows + (0 if embed else states[group]),
-                             [{"token": t, "embed": embed, "threshold_base": b} for t, b in zip(group, bases)]))
+                             [{"token": t, "embed": embed, "threshold_base": b, "norm_base": 0}
+                              for t, b in zip(group, bases)]))
             new = state_rows(shape, len(group), stairs, rng)
             codes = expected_codes(new, stairs, shape.codes)
             codes[[i for i, b in enumerate(bases) if b == 0]] = never
@@ -131,9 +132,10 @@ def phases(shape: ResidualShape, length: int, stairs: Staircase, rng) -> list[Ph
 
 
 def pack_tag(tag: dict, shape: ResidualShape) -> int:
-    """An ``add_row`` payload: token, embed, threshold_base from the low bits up."""
-    token_bits = max(1, (shape.tokens - 1).bit_length())
-    return tag["token"] | tag["embed"] << token_bits | tag["threshold_base"] << (token_bits + 1)
+    """An ``add_row`` payload: token, embed, threshold_base, norm_base from the low bits up."""
+    token_bits, base_bits = max(1, (shape.tokens - 1).bit_length()), (shape.threshold_words - 1).bit_length()
+    return (tag["token"] | tag["embed"] << token_bits | tag["threshold_base"] << (token_bits + 1)
+            | tag["norm_base"] << (token_bits + 1 + base_bits))
 
 
 # ---- the cocotb testbench --------------------------------------------------------------------------
