@@ -196,6 +196,14 @@ def adder_tree(terms: list) -> object:
     return terms[0]
 
 
+def times_constant(value, k: int) -> object:
+    """value x k for a constant k >= 0, as shifted copies added in a tree: a row's base address
+    (token x words a row). Written as adds so that synthesis keeps it in LUTs; a multiply by a
+    constant is mapped onto a DSP slice once its operand is wide enough."""
+    terms = [value << i for i in range(k.bit_length()) if k >> i & 1]
+    return adder_tree(terms) if terms else 0
+
+
 def popcount(m: Module, bits, name: str) -> Signal:
     """Number of set bits of a small value (the output unit's 2^b - 1 threshold hits), written as
     logic for synthesis to map: 6-bit groups summed bit by bit (a 6-input cone), then a balanced

@@ -36,6 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from bebert.sim.program import Codes
 
+from .compressor import times_constant
 from .credited_output import credited_output, fifo_resources
 from .staircase_quantizer import (QUANTIZE_LATENCY, QUANTIZE_STAGES, QuantizerShape, StaircaseQuantizer,
                                   quantizer_fifo, quantizer_flip_flops)
@@ -149,7 +150,7 @@ class ResidualStream(wiring.Component):
         addend = Signal.like(self.add_in.payload)
         add_real, embedding = Signal(lanes), Signal()
         sums = Signal.like(self.sum_out.payload)
-        m.d.comb += read.addr.eq(token * s.beats + add_beat)
+        m.d.comb += read.addr.eq(times_constant(token, s.beats) + add_beat)
         m.d.sync += [add_valid.eq(Cat(add_take, add_valid[:-1])), addend.eq(self.add_in.payload),
                      add_real.eq(s.real(add_beat)), embedding.eq(embed)]
         for lane in range(lanes):
@@ -178,8 +179,8 @@ class ResidualStream(wiring.Component):
                      self.norm_in.ready.eq(quantizer.row_in.ready & ready_row),
                      norm_take.eq(self.norm_in.valid & quantizer.row_in.ready & ready_row),
                      tags.r_en.eq(norm_take & norm_row_end),
-                     write.addr.eq(queued.token * s.beats + norm_beat), write.data.eq(self.norm_in.payload),
-                     write.en.eq(norm_take),
+                     write.addr.eq(times_constant(queued.token, s.beats) + norm_beat),
+                     write.data.eq(self.norm_in.payload), write.en.eq(norm_take),
                      self.threshold_addr.eq(quantizer.threshold_addr), quantizer.thresholds.eq(self.thresholds),
                      self.norm_base.eq(queued.norm_base)]
         wiring.connect(m, wiring.flipped(self.codes_out), quantizer.row_out)

@@ -26,6 +26,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .compressor import times_constant
 from .credited_output import credited_output, fifo_resources
 from .row_store import BeatWidths
 from ..resources import Resources, ceil_div, row_buffer
@@ -94,7 +95,7 @@ class RowGearbox(wiring.Component):
         m.d.comb += [self.row_in.ready.eq(~full.bit_select(w_slot, 1)), take.eq(self.row_in.valid & self.row_in.ready)]
         w_word = w_beat // s.ratio if narrow_in else w_beat
         copies = s.ratio if narrow_in else 1  # a narrow beat goes to every group; its enable picks one
-        m.d.comb += [write.addr.eq(w_slot * s.words + w_word),
+        m.d.comb += [write.addr.eq(times_constant(w_slot, s.words) + w_word),
                      write.data.eq(self.row_in.payload.as_value().replicate(copies))]
         if narrow_in:
             m.d.comb += write.en.eq(Mux(take, 1 << (w_beat % s.ratio), 0))
@@ -111,7 +112,7 @@ class RowGearbox(wiring.Component):
         issue = Signal()
         group, last = Signal(range(s.ratio)), Signal()
         selected = Signal(s.out_width * s.bits)
-        m.d.comb += read.addr.eq(r_slot * s.words + (r_beat if narrow_in else r_beat // s.ratio))
+        m.d.comb += read.addr.eq(times_constant(r_slot, s.words) + (r_beat if narrow_in else r_beat // s.ratio))
         m.d.sync += [stage_valid.eq(Cat(issue, stage_valid[:-1])),
                      group.eq(0 if narrow_in else r_beat % s.ratio), last.eq(r_beat == s.out_beats - 1)]
         word = read.data if narrow_in else read.data.word_select(group, group_bits)

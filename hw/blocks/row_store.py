@@ -22,6 +22,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .compressor import times_constant
 from ..resources import Resources, ceil_div, row_buffer
 
 READ_LATENCY = 2  # the RAM's read, the group selected into the output register
@@ -104,7 +105,7 @@ class RowStore(wiring.Component):
 
         beat = Signal(range(s.in_beats))
         take = self.write.valid
-        row_base = self.write.payload.row * s.words
+        row_base = times_constant(self.write.payload.row, s.words)
         m.d.comb += [self.write.ready.eq(1),
                      port.addr.eq(row_base + (beat // s.ratio if narrow_write else beat)),
                      port.data.eq(self.write.payload.codes.as_value().replicate(s.ratio if narrow_write else 1))]
@@ -115,7 +116,7 @@ class RowStore(wiring.Component):
             m.d.sync += [beat.eq(Mux(last, 0, beat + 1)), self.written_row.eq(self.write.payload.row)]
 
         group = Signal(range(s.ratio))
-        m.d.comb += read.addr.eq(self.read_row * s.words + (self.read_beat if narrow_write
+        m.d.comb += read.addr.eq(times_constant(self.read_row, s.words) + (self.read_beat if narrow_write
                                                            else self.read_beat // s.ratio))
         m.d.sync += group.eq(0 if narrow_write else self.read_beat % s.ratio)
         word = read.data if narrow_write else read.data.word_select(group, group_bits)
