@@ -23,6 +23,7 @@ from .blocks.residual_norm import NormTiming
 from .blocks.residual_stream import ResidualShape
 from .blocks.softmax import SoftmaxShape
 from .design.plan import AcceleratorPlan, signed_bits
+from .resources import ceil_div
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidd
                           for m in members)
     add_bits = max(signed_bits(embedding_bound), plan.value_bits, out_bits)  # a product's row or an embedding
     layer_norm = LayerNormShape(hidden, hidden_lanes, add_bits + 1, gain, bias)  # the residual sum
-    beats = -(-hidden // hidden_lanes)
+    beats = ceil_div(hidden, hidden_lanes)
     per_member = 2 * len(first.layers) + 1  # staircases: per layer the input's and FFN-in's; the pooler's
     residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, add_bits, first.layers[0].input_codes,
                              out_bits + 1, plan.resident * per_member * beats,

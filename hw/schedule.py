@@ -33,10 +33,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from .accelerator import DRAIN_CYCLES, OUTPUT_CYCLES
+from .accelerator import job_cycles, step_cycles
 from .blocks.ensemble_unit import SETTLE_CYCLES
-from .blocks.pe_array import fold_cycles
-from .design.plan import AcceleratorPlan, MatrixJob
+from .design.plan import AcceleratorPlan
 from .encoder_units import EncoderUnits
 
 ROW_HANDOFF = 1  # a product's completed row to its first beat on the next unit (the row store's read)
@@ -57,11 +56,6 @@ class EncoderCycles:
         return sum(self.pe_busy.values())
 
 
-def job_cycles(plan: AcceleratorPlan, job: MatrixJob) -> int:
-    """A job on one row: per output fold, the passes, the drain and the output cycle."""
-    return plan.out_folds(job) * (fold_cycles(plan.in_folds(job), job.planes) + DRAIN_CYCLES + OUTPUT_CYCLES)
-
-
 def encoder_steps(plan: AcceleratorPlan, layer: int) -> dict[str, int]:
     """PE cycles of one row of each of a layer's encoder steps: its input beats (from the codes or
     context store), then its jobs."""
@@ -72,11 +66,6 @@ def encoder_steps(plan: AcceleratorPlan, layer: int) -> dict[str, int]:
 
     return {"key_value": step("key", "value"), "query": step("query"),
             "attention_output": step("attention_output"), "ffn": step("ffn_in", "ffn_out")}
-
-
-def head_cycles(plan: AcceleratorPlan) -> int:
-    head = next(s for s in plan.steps if s.name == "head")
-    return plan.in_folds(head.jobs[0]) + sum(job_cycles(plan, j) for j in head.jobs)
 
 
 class _Timeline:
@@ -137,6 +126,7 @@ def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, se
         raise ValueError(f"a sentence of {tokens} tokens on a build for {units.attention.tokens}")
     line = _Timeline(plan, units, tokens, serial)
     layers = sum(1 for s in plan.steps if s.name.endswith(".qkv"))
+    head = next(s for s in plan.steps if s.name == "head")
     beats = units.residual.beats
     member_start = 0
     for _ in range(plan.ensemble_members):
@@ -159,7 +149,7 @@ def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, se
                     end = line.pe("ffn", steps["ffn"], codes[t - 1], "layer_norm")
                     codes[t - 1] = line.product_row(end)
         head_start = max(line.pe_free, line.done)  # every row of the member through its LayerNorm
-        line.pe("head", head_cycles(plan), line.done, "layer_norm")
+        line.pe("head", step_cycles(plan, head), line.done, "layer_norm")
         member_start = head_start  # the next member's embeddings stream once the head has its row
     line.out.total = line.pe_free + SETTLE_CYCLES + 1  # the last logits join the scores; the answer
     return line.out
