@@ -1,6 +1,7 @@
 """A layer's attention pipeline (score unit, softmax, context unit, context staircase) in Amaranth's
-simulator on the built-in model's first layer: every context code equal to the simulator's trace of
-the same sentence (``layer0.context_codes``), from its own Q, K and V codes; the cycles from the first
+simulator on layers of the built-in model, each with its exponential table and context thresholds
+read from the encoder's memory images (hw/generator/encoder_images.py): every context code equal to
+the simulator's trace of the same sentence (``layerI.context_codes``), from its own Q, K and V codes; the cycles from the first
 query slice taken to the last context beat out equal to the pipeline's model, the one the encoder's
 schedule uses."""
 
@@ -10,21 +11,24 @@ import numpy as np
 import pytest
 
 from bebert.builtin import BUILTIN_DIR
-from bebert.hw.blocks.attention_pipeline import AttentionPipeline, PipelineShape
-from bebert.hw.blocks.attention_products import AttentionShape
-from bebert.hw.blocks.softmax import SoftmaxShape
-from bebert.hw.testbench.amaranth_streams import stream_rows
+from bebert.hw.blocks.attention_pipeline import AttentionPipeline
+from bebert.hw.design.config import HardwareConfig
+from bebert.hw.design.plan import plan_for
+from bebert.hw.encoder_units import encoder_units
+from bebert.hw.generator.encoder_images import EncoderLayout, encoder_images
+from bebert.hw.generator.images import image_words
+from bebert.hw.testbench.amaranth_streams import image_reads, stream_rows
 from bebert.hw.testbench.attention import slice_writes, stored
 from bebert.sim.ensemble import load_simulation
 from bebert.sim.execute import run_member
-from bebert.sim.program import context_staircase
 
 SENTENCE = [101, 1037, 2307, 3185, 999, 2009, 2001, 102]  # [CLS] ... [SEP], 8 tokens
 
 
 @pytest.fixture(scope="module")
-def member():
-    return load_simulation(BUILTIN_DIR).members[0]
+def built_in():
+    simulation = load_simulation(BUILTIN_DIR)
+    return simulation.members[0], plan_for(simulation, HardwareConfig(64, 64, 1, 4))
 
 
 def layer_trace(member, length: int) -> dict:
@@ -33,28 +37,18 @@ def layer_trace(member, length: int) -> dict:
     return {name[len(member.prefix):]: value for name, value in trace.items()}
 
 
-def pipeline_shape(member, tokens: int, lanes: int) -> PipelineShape:
-    layer = member.layers[0]
-    att = layer.attention
-    shape = AttentionShape(tokens, att.heads, att.head_size, lanes, att.query_codes, att.key_codes, att.probs_codes,
-                           att.value_codes)
-    softmax = SoftmaxShape(tokens, lanes, shape.score_bits, len(att.exp_table), att.probs_codes.bits,
-                           int(att.prob_step))
-    return PipelineShape(shape, softmax, att.context_quantizer.codes, shape.context_bits + 1, att.heads)
-
-
-@pytest.mark.parametrize("tokens,lanes,length", [(8, 4, 3), (4, 2, 1)])
-def test_context_codes_equal_the_simulators(member, tokens, lanes, length):
-    shape = pipeline_shape(member, tokens, lanes)
+@pytest.mark.parametrize("tokens,lanes,length,layer", [(8, 4, 3, 1), (4, 2, 1, 0)])
+def test_context_codes_equal_the_simulators(built_in, tokens, lanes, length, layer):
+    member, plan = built_in
+    units = encoder_units(plan, tokens, lanes, 8)
+    shape = units.pipeline
     a = shape.attention
-    layer = member.layers[0]
-    att = layer.attention
     trace = layer_trace(member, length)
-    split = lambda name: trace[f"layer0.{name}"].reshape(length, a.heads, a.head_size)  # noqa: E731
+    split = lambda name: trace[f"layer{layer}.{name}"].reshape(length, a.heads, a.head_size)  # noqa: E731
     q, k, v = split("query.codes"), split("key.codes"), split("value.codes")
-    stairs = context_staircase(layer, member.max_position)
-    levels = shape.staircase.levels
-    word = np.repeat(stairs.up[:, :levels], a.head_size, axis=0) if stairs.up.shape[0] == 1 else None
+    layout = EncoderLayout(plan, units)
+    constants = layout.layer(0, layer)
+    images = {name: image_words(bits) for name, bits in encoder_images(layout).items()}
     unit = AttentionPipeline(shape)
 
     async def write_banks(ctx):
@@ -67,22 +61,15 @@ def test_context_codes_equal_the_simulators(member, tokens, lanes, length):
                 await ctx.tick()
             ctx.set(port.en, 0)
 
-    def memories(ctx):
-        addresses = [ctx.get(unit.table_addr[lane]) for lane in range(lanes)]
-
-        def drive(ctx):
-            for lane, address in enumerate(addresses):
-                ctx.set(unit.table_data[lane], int(att.exp_table[min(address, len(att.exp_table) - 1)]))
-            for lane in range(a.head_size):
-                for level in range(levels):
-                    ctx.set(unit.thresholds[lane][level], int(word[lane, level]))
-        return drive
+    memories = image_reads([((unit.table_addr[lane], constants.table_base), unit.table_data[lane], images["exp_table"])
+                            for lane in range(lanes)]
+                           + [(unit.threshold_addr, unit.thresholds, images["context_thresholds"])])
 
     queries = [int(codes) for _, _, codes in slice_writes(q, a.query)]
-    held = ((unit.length, length), (unit.table_last, len(att.exp_table) - 1), (unit.prob_step, int(att.prob_step)),
-            (unit.context_base, 0))
+    held = ((unit.length, length), (unit.table_last, constants.table_last), (unit.prob_step, constants.prob_step),
+            (unit.context_base, constants.context_base))
     out, cycles = stream_rows(unit, queries, budget=40_000, memory=memories, held=held, prologue=write_banks,
                               source="query_in", sink="context_out", beats_out=length * a.heads)
-    want = stored(trace["layer0.context_codes"], shape.context_codes).reshape(length * a.heads, a.head_size)
+    want = stored(trace[f"layer{layer}.context_codes"], shape.context_codes).reshape(length * a.heads, a.head_size)
     assert np.array_equal(np.array(out), want)
     assert cycles == shape.queries([0] * length, length)[-1] + 1

@@ -85,11 +85,7 @@ class MemoryImages:
 
     def words(self, memory: str) -> list[int]:
         """The image's words as Python integers."""
-        bits = getattr(self, memory)
-        if bits.shape[0] == 0:
-            return []
-        packed = np.packbits(bits, axis=1, bitorder="little")
-        return [int.from_bytes(row.tobytes(), "little") for row in packed]
+        return image_words(getattr(self, memory))
 
     def load_beats(self) -> list[int]:
         """The load stream's beats for this member: weights, then thresholds, then affine words."""
@@ -99,6 +95,12 @@ class MemoryImages:
         """One image's $readmemh files, one per tile, into ``folder`` (created; callers write into a
         staging folder that they rename when done, so no file here is ever seen half written)."""
         return write_tile_images(getattr(self, memory), folder)
+
+
+def image_words(bits: np.ndarray) -> list[int]:
+    """An image's words, (words, width) bits, as Python integers."""
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
 def write_tile_images(bits: np.ndarray, folder: Path) -> list[Path]:

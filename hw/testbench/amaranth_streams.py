@@ -68,6 +68,29 @@ async def stream_phase(ctx, row_in, row_out, inputs: list, beats_out: int, budge
     return out, times["last"] - times["first"] + 1
 
 
+def image_reads(ports: list[tuple]) -> Callable:
+    """A ``memory`` callback that reads parameter images: for each (address, data, words), the word
+    of ``words`` (an image's words as integers) at the address is on ``data`` one cycle later.
+    ``address`` is a signal, or (signal, base) for a read at base + the signal; ``data`` a signal or
+    a view given the whole word, or a tuple of them given its fields, least significant first (an
+    address past the image reads 0)."""
+    def memory(ctx):
+        values = []
+        for address, data, words in ports:
+            signal, base = address if isinstance(address, tuple) else (address, 0)
+            index = base + ctx.get(signal)
+            values.append((data, words[index] if index < len(words) else 0))
+
+        def drive(ctx):
+            for data, value in values:
+                for port in data if isinstance(data, tuple) else (data,):
+                    port = port.as_value() if hasattr(port, "as_value") else port
+                    ctx.set(port, value & ((1 << len(port)) - 1))
+                    value >>= len(port)
+        return drive
+    return memory
+
+
 def stream_rows(unit, inputs: list, budget: int, stall=None, memory: Callable | None = None,
                 held: tuple = (), prologue: Callable | None = None, source: str = "row_in",
                 sink: str = "row_out", beats_out: int | None = None) -> tuple[list[list[int]], int]:

@@ -1,0 +1,76 @@
+"""The encoder's memory images (hw/generator/encoder_images.py): each memory as deep as the block
+that reads it expects, every resident member's constants at the words the layout names (read back
+from the bits, a later member and layer included), and thresholds clamped to their word so that a
+level no state reaches stays unreached. The blocks' own tests read these images bit for bit
+(test_hw_residual_norm.py, test_hw_attention_pipeline.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bebert.builtin import BUILTIN_DIR
+from bebert.hw.blocks.softmax import EXP_BITS
+from bebert.hw.design.config import HardwareConfig
+from bebert.hw.design.plan import plan_for
+from bebert.hw.encoder_units import encoder_units
+from bebert.hw.generator.encoder_images import EncoderLayout, encoder_images, rising_thresholds
+from bebert.sim.ensemble import load_simulation
+from bebert.sim.program import Staircase, context_staircase
+
+
+@pytest.fixture(scope="module")
+def layout():
+    simulation = load_simulation(BUILTIN_DIR)
+    plan = plan_for(simulation, HardwareConfig(64, 64, len(simulation.members), 4))
+    return EncoderLayout(plan, encoder_units(plan, 32, 4, 8))
+
+
+def fields(bits: np.ndarray, width: int) -> np.ndarray:
+    """(words, n x width) bits as (words, n) two's complement integers."""
+    grouped = bits.reshape(bits.shape[0], -1, width).astype(np.int64)
+    values = (grouped << np.arange(width)).sum(axis=-1)
+    return np.where(values >= 1 << width - 1, values - (1 << width), values)
+
+
+def test_depths_are_what_the_blocks_read(layout):
+    images, units = encoder_images(layout), layout.units
+    assert {name: bits.shape[0] for name, bits in images.items()} == layout.depths()
+    assert layout.depths()["hidden_thresholds"] == units.residual.threshold_words
+    assert layout.depths()["norm"] == units.residual.norm_words
+    assert layout.depths()["context_thresholds"] == units.pipeline.threshold_words
+
+
+def test_a_later_members_constants_are_where_the_layout_says(layout):
+    plan, units = layout.plan, layout.units
+    assert plan.resident == 2
+    images, slot, layer_index = encoder_images(layout), 1, 1
+    member = plan.members[slot]
+    layer, constants = member.layers[layer_index], layout.layer(slot, layer_index)
+    r, ln, beats = units.residual, units.layer_norm, layout.beats
+    hidden = r.hidden
+
+    norm = images["norm"][constants.ffn_norm:constants.ffn_norm + beats]
+    gains = fields(norm[:, :r.lanes * ln.gain_bits], ln.gain_bits).reshape(-1)[:hidden]
+    biases = fields(norm[:, r.lanes * ln.gain_bits:], ln.bias_bits).reshape(-1)[:hidden]
+    assert np.array_equal(gains, layer.ffn_norm.gamma) and np.array_equal(biases, layer.ffn_norm.beta)
+
+    stairs = images["hidden_thresholds"][constants.ffn_in_staircase:constants.ffn_in_staircase + beats]
+    up = fields(stairs, r.threshold_bits).reshape(beats * r.lanes, r.levels)[:hidden]
+    assert np.array_equal(up, rising_thresholds(layer.ffn_in_stairs, hidden, r.levels, r.threshold_bits))
+
+    table = images["exp_table"][constants.table_base:constants.table_base + constants.table_last + 1]
+    assert np.array_equal(fields(np.pad(table, ((0, 0), (0, 1))), EXP_BITS + 1)[:, 0], layer.attention.exp_table)
+    assert constants.prob_step == layer.attention.prob_step
+
+    a = units.attention
+    context = images["context_thresholds"][constants.context_base:constants.context_base + a.heads]
+    levels = units.pipeline.staircase.levels
+    want = rising_thresholds(context_staircase(layer, member.max_position), a.heads * a.head_size, levels,
+                             units.pipeline.threshold_bits)
+    assert np.array_equal(fields(context, units.pipeline.threshold_bits).reshape(-1, levels), want)
+
+
+def test_thresholds_are_clamped_to_their_word():
+    stairs = Staircase(np.array([[-1000, 3, 1 << 62]]), np.full((1, 3), -(1 << 62)), 0)
+    assert rising_thresholds(stairs, 2, 3, 8).tolist() == [[-128, 3, 127]] * 2
