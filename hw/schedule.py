@@ -21,7 +21,8 @@ layer's input codes of t, or the pooler's codes). The LayerNorm unit takes rows 
 arrive, which is the array's order. The head waits for the member's last LayerNorm row, so that the
 next member's embeddings find the codes store idle.
 
-Rows are handed between units whole (store and forward): a row may start on a unit once its input
+``member_order`` lists a member's PE steps in this order, once for the model below and for the
+controller that is built to it. Rows are handed between units whole (store and forward): a row may start on a unit once its input
 row is complete and the unit has taken its previous row. ``inference_cycles`` computes every row's
 start and end from the blocks' own cycle models (hw/blocks) and the handoff latencies below; the
 ``serial`` order, each row on any unit waiting for every row before it (one unit at a time), is the
@@ -119,6 +120,34 @@ class _Timeline:
         return self._finish(end)
 
 
+@dataclass(frozen=True)
+class PEStep:
+    """One step of the PE array: ``kind`` (``STEP_KINDS``), the layer and the token it runs on (the
+    head: layer and token 0)."""
+
+    kind: str
+    layer: int = 0
+    token: int = 0
+
+
+STEP_KINDS = ("key_value", "query", "attention_output", "ffn", "head")
+
+
+def member_order(layers: int, tokens: int) -> list[PEStep]:
+    """One member's PE steps in the order the array runs them (the module's schedule)."""
+    order = []
+    for layer in range(layers):
+        order += [PEStep("key_value", layer, t) for t in range(tokens)] + [PEStep("query", layer, 0)]
+        for t in range(tokens + 1):
+            if t < tokens:
+                order.append(PEStep("attention_output", layer, t))
+            if t + 1 < tokens:
+                order.append(PEStep("query", layer, t + 1))
+            if t >= 1:  # a token behind, so that its first LayerNorm runs under the array's work
+                order.append(PEStep("ffn", layer, t - 1))
+    return order + [PEStep("head")]
+
+
 def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, serial: bool = False) -> EncoderCycles:
     """The cycles of one inference of ``tokens`` tokens under the schedule above (``serial``: each
     row on any unit waits until every row before it is complete)."""
@@ -128,28 +157,24 @@ def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, se
     layers = sum(1 for s in plan.steps if s.name.endswith(".qkv"))
     head = next(s for s in plan.steps if s.name == "head")
     beats = units.residual.beats
+    steps = [encoder_steps(plan, layer) for layer in range(layers)]
     member_start = 0
     for _ in range(plan.ensemble_members):
         # the embeddings stream in a beat a cycle, each row through the add into the LayerNorm
         codes = [line.layer_norm(member_start + t * beats) for t in range(tokens)]
-        for layer in range(layers):
-            steps = encoder_steps(plan, layer)
-            keys_end = 0
-            for t in range(tokens):
-                keys_end = line.pe("key_value", steps["key_value"], codes[t], "layer_norm")
-            query_end = line.pe("query", steps["query"], codes[0], "layer_norm")
-            for t in range(tokens + 1):
-                if t < tokens:
-                    context = line.attention(query_end, keys_end)
-                    end = line.pe("attention_output", steps["attention_output"], context, "attention")
-                    codes[t] = line.product_row(end)
-                if t + 1 < tokens:
-                    query_end = line.pe("query", steps["query"], codes[t + 1], "layer_norm")
-                if t >= 1:  # a token behind, so that its first LayerNorm runs under the array's work
-                    end = line.pe("ffn", steps["ffn"], codes[t - 1], "layer_norm")
-                    codes[t - 1] = line.product_row(end)
-        head_start = max(line.pe_free, line.done)  # every row of the member through its LayerNorm
-        line.pe("head", step_cycles(plan, head), line.done, "layer_norm")
-        member_start = head_start  # the next member's embeddings stream once the head has its row
+        keys_end, context = 0, [0] * tokens
+        for step in member_order(layers, tokens):
+            t, cycles = step.token, steps[step.layer].get(step.kind)
+            if step.kind == "key_value":
+                keys_end = line.pe(step.kind, cycles, codes[t], "layer_norm")
+            elif step.kind == "query":  # token t's attention starts on the units
+                context[t] = line.attention(line.pe(step.kind, cycles, codes[t], "layer_norm"), keys_end)
+            elif step.kind in ("attention_output", "ffn"):
+                ready, cause = (context[t], "attention") if step.kind == "attention_output" else (codes[t], "layer_norm")
+                codes[t] = line.product_row(line.pe(step.kind, cycles, ready, cause))
+            else:  # the head, once every row of the member is through its LayerNorm
+                head_start = max(line.pe_free, line.done)
+                line.pe("head", step_cycles(plan, head), line.done, "layer_norm")
+                member_start = head_start  # the next member's embeddings stream once the head has its row
     line.out.total = line.pe_free + SETTLE_CYCLES + 1  # the last logits join the scores; the answer
     return line.out
