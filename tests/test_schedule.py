@@ -9,7 +9,7 @@ from bebert.hw.accelerator import run_cycles
 from bebert.hw.design.config import HardwareConfig
 from bebert.hw.design.plan import plan_for
 from bebert.hw.encoder_units import encoder_units
-from bebert.hw.schedule import inference_cycles
+from bebert.hw.schedule import inference_cycles, member_order
 from bebert.sim.ensemble import load_simulation
 
 
@@ -46,3 +46,18 @@ def test_the_built_in_model_meets_the_issue_target_at_32_tokens(plan):
 def test_a_sentence_longer_than_the_build_is_refused(plan):
     with pytest.raises(ValueError, match="33 tokens on a build for 32"):
         inference_cycles(plan, encoder_units(plan, 32, 4, 8), 33)
+
+
+@pytest.mark.parametrize("layers,tokens", [(1, 1), (2, 5)])
+def test_every_step_runs_once_after_the_steps_it_reads(layers, tokens):
+    order = member_order(layers, tokens)
+    where = {(s.kind, s.layer, s.token): i for i, s in enumerate(order)}
+    assert len(where) == len(order) == layers * tokens * 4 + 1 and order[-1].kind == "head"
+    for layer in range(layers):
+        last_key = max(where["key_value", layer, t] for t in range(tokens))
+        for t in range(tokens):
+            # the attention reads every key and value of the layer, and this token's query
+            assert last_key < where["query", layer, t] < where["attention_output", layer, t]
+            assert where["attention_output", layer, t] < where["ffn", layer, t]  # the FFN-in codes
+            if layer + 1 < layers:  # the next layer's input codes of the token
+                assert where["ffn", layer, t] < where["key_value", layer + 1, t]
