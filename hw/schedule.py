@@ -22,7 +22,7 @@ arrive, which is the array's order. The head waits for the member's last LayerNo
 next member's embeddings find the codes store idle.
 
 ``member_order`` lists a member's PE steps in this order, once for the model below and for the
-controller that is built to it. Rows are handed between units whole (store and forward): a row may start on a unit once its input
+RTL's sequencer (hw/blocks/encoder_sequencer.py), whose test checks it against this list. Rows are handed between units whole (store and forward): a row may start on a unit once its input
 row is complete and the unit has taken its previous row. ``inference_cycles`` computes every row's
 start and end from the blocks' own cycle models (hw/blocks) and the handoff latencies below; the
 ``serial`` order, each row on any unit waiting for every row before it (one unit at a time), is the
@@ -35,6 +35,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .accelerator import job_cycles, step_cycles
+from .blocks.encoder_sequencer import StepKind
 from .blocks.ensemble_unit import SETTLE_CYCLES
 from .design.plan import AcceleratorPlan
 from .encoder_units import EncoderUnits
@@ -130,7 +131,7 @@ class PEStep:
     token: int = 0
 
 
-STEP_KINDS = ("key_value", "query", "attention_output", "ffn", "head")
+STEP_KINDS = tuple(kind.name.lower() for kind in StepKind)  # key_value, query, attention_output, ffn, head
 
 
 def member_order(layers: int, tokens: int) -> list[PEStep]:
