@@ -165,7 +165,8 @@ def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, se
         codes = [line.layer_norm(member_start + t * beats) for t in range(tokens)]
         keys_end, context = 0, [0] * tokens
         for step in member_order(layers, tokens):
-            t, cycles = step.token, steps[step.layer].get(step.kind)
+            t = step.token
+            cycles = step_cycles(plan, head) if step.kind == "head" else steps[step.layer][step.kind]
             if step.kind == "key_value":
                 keys_end = line.pe(step.kind, cycles, codes[t], "layer_norm")
             elif step.kind == "query":  # token t's attention starts on the units
@@ -175,7 +176,7 @@ def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, se
                 codes[t] = line.product_row(line.pe(step.kind, cycles, ready, cause))
             else:  # the head, once every row of the member is through its LayerNorm
                 head_start = max(line.pe_free, line.done)
-                line.pe("head", step_cycles(plan, head), line.done, "layer_norm")
+                line.pe("head", cycles, line.done, "layer_norm")
                 member_start = head_start  # the next member's embeddings stream once the head has its row
     line.out.total = line.pe_free + SETTLE_CYCLES + 1  # the last logits join the scores; the answer
     return line.out

@@ -1,9 +1,9 @@
 """A layer's attention pipeline (score unit, softmax, context unit, context staircase) in Amaranth's
 simulator on layers of the built-in model, each with its exponential table and context thresholds
 read from the encoder's memory images (hw/generator/encoder_images.py): every context code equal to
-the simulator's trace of the same sentence (``layerI.context_codes``), from its own Q, K and V codes; the cycles from the first
-query slice taken to the last context beat out equal to the pipeline's model, the one the encoder's
-schedule uses."""
+the simulator's trace of the same sentence (``layerI.context_codes``), from its own Q, K and V
+codes; the cycles from the first query slice taken to the last context beat out equal to the
+pipeline's model, the one the encoder's schedule uses."""
 
 from __future__ import annotations
 

@@ -26,11 +26,11 @@ def layout():
     return EncoderLayout(plan, encoder_units(plan, 32, 4, 8))
 
 
-def fields(bits: np.ndarray, width: int) -> np.ndarray:
-    """(words, n x width) bits as (words, n) two's complement integers."""
+def fields(bits: np.ndarray, width: int, signed: bool = True) -> np.ndarray:
+    """(words, n x width) bits as (words, n) integers, two's complement unless not ``signed``."""
     grouped = bits.reshape(bits.shape[0], -1, width).astype(np.int64)
     values = (grouped << np.arange(width)).sum(axis=-1)
-    return np.where(values >= 1 << width - 1, values - (1 << width), values)
+    return np.where(signed & (values >= 1 << width - 1), values - (1 << width), values)
 
 
 def test_depths_are_what_the_blocks_read(layout):
@@ -60,7 +60,7 @@ def test_a_later_members_constants_are_where_the_layout_says(layout):
     assert np.array_equal(up, rising_thresholds(layer.ffn_in_stairs, hidden, r.levels, r.threshold_bits))
 
     table = images["exp_table"][constants.table_base:constants.table_base + constants.table_last + 1]
-    assert np.array_equal(fields(np.pad(table, ((0, 0), (0, 1))), EXP_BITS + 1)[:, 0], layer.attention.exp_table)
+    assert np.array_equal(fields(table, EXP_BITS, signed=False)[:, 0], layer.attention.exp_table)
     assert constants.prob_step == layer.attention.prob_step
 
     a = units.attention

@@ -13,7 +13,7 @@ there, as a scoreboard of ready flags says:
 * the head waits for every token's flag (the member's last LayerNorm row is through), then clears
   them all for the next member's embeddings.
 
-``start`` (with ``tokens`` held while it runs) begins with member 0; ``busy`` falls once the last
+``start`` (with ``length``, the sentence's tokens, held while it runs) begins with member 0; ``busy`` falls once the last
 member's head is taken. Every state and flag is a register; ``step.valid`` is a function of them
 only, so a step is offered the cycle after the event it waits for, and taken the cycle the engine
 is ready.
@@ -77,16 +77,15 @@ class EncoderSequencer(wiring.Component):
         ready = Signal()
         all_codes = Signal()
         m.d.comb += all_codes.eq((codes_ready | Cat(i >= n for i in range(self.tokens))).all())  # tokens past the sentence
+        token_codes = codes_ready.bit_select(token, 1)
         with m.Switch(phase):
-            for name, step_kind, offset, flag in (
-                    ("KEY_VALUE", StepKind.KEY_VALUE, 0, "codes"), ("FIRST_QUERY", StepKind.QUERY, 0, "codes"),
-                    ("ATTENTION_OUTPUT", StepKind.ATTENTION_OUTPUT, 0, "context"),
-                    ("QUERY", StepKind.QUERY, 1, "codes"), ("FFN", StepKind.FFN, -1, "codes"),
-                    ("HEAD", StepKind.HEAD, None, "all")):
-                with m.Case(Phase[name]):
-                    m.d.comb += [kind.eq(step_kind), token.eq(0 if offset is None else t + offset)]
-                    m.d.comb += ready.eq({"codes": codes_ready.bit_select(token, 1), "context": context_ready,
-                                          "all": all_codes}[flag])
+            for phase_name, step_kind, step_token, row_ready in (  # what each phase offers, and what it waits for
+                    ("KEY_VALUE", StepKind.KEY_VALUE, t, token_codes), ("FIRST_QUERY", StepKind.QUERY, 0, token_codes),
+                    ("ATTENTION_OUTPUT", StepKind.ATTENTION_OUTPUT, t, context_ready),
+                    ("QUERY", StepKind.QUERY, t + 1, token_codes), ("FFN", StepKind.FFN, t - 1, token_codes),
+                    ("HEAD", StepKind.HEAD, 0, all_codes)):
+                with m.Case(Phase[phase_name]):
+                    m.d.comb += [kind.eq(step_kind), token.eq(step_token), ready.eq(row_ready)]
         m.d.comb += [self.step.valid.eq(self.busy & ready),
                      self.step.payload.kind.eq(kind), self.step.payload.member.eq(member),
                      self.step.payload.layer.eq(layer), self.step.payload.token.eq(token)]

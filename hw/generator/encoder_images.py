@@ -116,9 +116,9 @@ def rising_thresholds(stairs: Staircase, channels: int, levels: int, bits: int) 
     return np.clip(up, -(1 << bits - 1), (1 << bits - 1) - 1)
 
 
-def _bits(values: np.ndarray, width: int, words: int) -> np.ndarray:
+def _bits(values: np.ndarray, width: int) -> np.ndarray:
     """(words, ...) values as (words, fields x width) bits, fields in order."""
-    return twos_complement_bits(values, width).reshape(words, -1)
+    return twos_complement_bits(values, width).reshape(len(values), -1)
 
 
 def _norm_words(layout: EncoderLayout, member: Member) -> np.ndarray:
@@ -127,7 +127,7 @@ def _norm_words(layout: EncoderLayout, member: Member) -> np.ndarray:
     words = []
     for norm in norms:
         gains, biases = lane_rows(norm.gamma, beats, lanes), lane_rows(norm.beta, beats, lanes)
-        words.append(np.concatenate([_bits(gains, ln.gain_bits, beats), _bits(biases, ln.bias_bits, beats)], axis=1))
+        words.append(np.concatenate([_bits(gains, ln.gain_bits), _bits(biases, ln.bias_bits)], axis=1))
     return np.concatenate(words)
 
 
@@ -135,8 +135,8 @@ def _hidden_threshold_words(layout: EncoderLayout, member: Member) -> np.ndarray
     r = layout.units.residual
     stairs = [s for layer in member.layers for s in (layer.input_stairs, layer.ffn_in_stairs)] + [member.pooler_stairs]
     return np.concatenate([
-        _bits(lane_rows(rising_thresholds(s, r.hidden, r.levels, r.threshold_bits), r.beats, r.lanes),
-              r.threshold_bits, r.beats) for s in stairs])
+        _bits(lane_rows(rising_thresholds(s, r.hidden, r.levels, r.threshold_bits), r.beats, r.lanes), r.threshold_bits)
+        for s in stairs])
 
 
 def _exp_table_words(layout: EncoderLayout, member: Member) -> np.ndarray:
@@ -156,7 +156,7 @@ def _context_threshold_words(layout: EncoderLayout, member: Member) -> np.ndarra
     for layer in member.layers:
         up = rising_thresholds(context_staircase(layer, member.max_position), a.heads * a.head_size, q.levels,
                                p.threshold_bits)
-        words.append(_bits(up.reshape(a.heads, a.head_size, q.levels), p.threshold_bits, a.heads))
+        words.append(_bits(up.reshape(a.heads, a.head_size, q.levels), p.threshold_bits))
     return np.concatenate(words)
 
 
