@@ -1,6 +1,6 @@
 """The accelerator: one PE array that runs every member of the ensemble, one after another.
 
-Blocks: the row buffers (buffers.py: the input buffer, one row of codes from the activation
+Blocks (the PE engine, engine.py): the row buffers (buffers.py: the input buffer, one row of codes from the activation
 stream, reused by every output fold and by every job of a step; the chain buffer, codes a job
 hands to the next one of its step), per resident member three parameter memories (param_memory.py), the PE array
 (pe_array.py), the output unit (output_unit.py), the ensemble unit (ensemble_unit.py) and the
@@ -31,30 +31,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .blocks.buffers import RowBuffers, buffers_resources
-from .blocks.ensemble_unit import SETTLE_CYCLES, EnsembleUnit, ensemble_unit_resources
-from .blocks.output_unit import OutputUnit, output_unit_resources
-from .blocks.param_memory import ParamMemory, memory_resources, mux_luts
-from .blocks.pe_array import PEArray, fold_cycles, pe_array_resources
+from .blocks.buffers import buffers_resources
+from .blocks.ensemble_unit import SETTLE_CYCLES, ensemble_unit_resources
+from .blocks.output_unit import output_unit_resources
+from .blocks.param_memory import memory_resources, mux_luts
+from .blocks.pe_array import fold_cycles, pe_array_resources
 from .design.plan import MEMORIES, AcceleratorPlan
+from .engine import PEEngine, image_name
 from .resources import Resources, coefficients, linear_cost
 
 COUNTER_BITS = 40
 DRAIN_CYCLES = 1  # the last pass's weights arrive and accumulate one cycle after it was issued
 OUTPUT_CYCLES = 1  # the output unit's result leaves (or enters the chain buffer)
-
-
-IMAGES_FOLDER = "images"
-
-
-def image_name(slot: int, memory: str) -> str:
-    """The folder of a resident member slot's memory image tiles, relative to the folder the Verilog
-    is simulated or synthesized in (the generated folder)."""
-    return f"{IMAGES_FOLDER}/member{slot}_{memory}"
 
 
 def image_folders(plan: AcceleratorPlan) -> dict[str, str]:
@@ -82,129 +74,40 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        plan, cfg = self.plan, self.plan.config
-        pe, simd, bits = cfg.pe, cfg.simd, cfg.act_bits
+        plan = self.plan
         jobs, members, resident = plan.jobs, plan.ensemble_members, plan.resident
+        engine = PEEngine(m, plan)
+        pc, member, slot, buffers, ens = engine.pc, engine.member, engine.slot, engine.buffers, engine.ensemble
+        in_fold, out_fold, w_addr = engine.in_fold, engine.out_fold, engine.weight_address
 
-        # ---- the job table: the current job's fields, looked up once by the program counter ----
-        pc = Signal(range(len(jobs)))
+        # this controller's own job-table columns: how it walks the plan's steps, row by row
         step_of = {job.name: (step, i) for step in plan.steps for i, job in enumerate(step.jobs)}
         first_pc = {}
         for index, job in enumerate(jobs):
             first_pc.setdefault(step_of[job.name][0].name, index)
+        t_stream = engine.field("stream", (j.to_stream for j in jobs))
+        t_last = engine.field("last", (step_of[j.name][1] == len(step_of[j.name][0].jobs) - 1 for j in jobs))
+        t_per_token = engine.field("per_token", (step_of[j.name][0].per_token for j in jobs))
+        t_step_start = engine.field("step_start", (first_pc[step_of[j.name][0].name] for j in jobs))
+        restart_w_base = engine.field("restart_weight_base",
+                                      (engine.weight_bases[first_pc[step_of[j.name][0].name]] for j in jobs))
 
-        def field(name, values, index=pc):
-            values = [int(v) for v in values]
-            signal = Signal(range(min(values + [0]), max(values + [1]) + 1), name=f"job_{name}")
-            m.d.comb += signal.eq(Array(Const(v, signal.shape()) for v in values)[index])
-            return signal
-
-        t_k = field("k", (j.k for j in jobs))
-        t_out_folds = field("out_folds", (plan.out_folds(j) for j in jobs))
-        t_in_folds = field("in_folds", (plan.in_folds(j) for j in jobs))
-        t_planes = field("planes", (j.planes for j in jobs))
-        t_xnor = field("xnor", (j.input_codes.bipolar for j in jobs))
-        t_signed = field("signed", (j.input_codes.signed and not j.input_codes.bipolar for j in jobs))
-        t_affine = field("affine", (j.affine for j in jobs))
-        t_low = field("low", (0 if j.affine else j.output_codes.low for j in jobs))
-        t_bipolar = field("bipolar", (bool(j.output_codes and j.output_codes.bipolar) for j in jobs))
-        t_source = field("source", (j.source for j in jobs))
-        t_stream = field("stream", (j.to_stream for j in jobs))
-        t_chain = field("chain", (j.to_chain for j in jobs))
-        t_ensemble = field("ensemble", (j.to_ensemble for j in jobs))
-        t_p_base = field("param_base", (plan.param_base[j.name] for j in jobs))
-        t_last = field("last", (step_of[j.name][1] == len(step_of[j.name][0].jobs) - 1 for j in jobs))
-        t_per_token = field("per_token", (step_of[j.name][0].per_token for j in jobs))
-        t_step_start = field("step_start", (first_pc[step_of[j.name][0].name] for j in jobs))
-        w_bases = [plan.weight_base[j.name] for j in jobs]
-        next_w_base = field("next_weight_base", w_bases[1:] + [0])  # the job after this one
-        restart_w_base = field("restart_weight_base", (w_bases[first_pc[step_of[j.name][0].name]] for j in jobs))
-
-        # ---- state ----------------------------------------------------------------------------
-        member = Signal(range(max(members, 2)))  # at least one bit, even for one member
-        slot = Signal(range(max(resident, 2)))
         row = Signal(range(plan.max_tokens + 1))
         tokens = Signal(range(plan.max_tokens + 1))
         streaming = Signal()
-        out_fold = Signal(range(max(plan.out_folds(j) for j in jobs) + 1))
-        in_fold = Signal(range(max(plan.in_folds(j) for j in jobs) + 1))
-        col_base = Signal(range(plan.input_buffer_codes + plan.chain_buffer_codes + simd + 1))
-        plane = Signal(range(max(bits, 2)))
-        w_addr = Signal(range(plan.weight_depth + 1))
         total_words = plan.weight_depth + plan.threshold_depth + plan.affine_depth
         load_count = Signal(range(total_words + 1))
-
-        # ---- datapath blocks --------------------------------------------------------------------
-        m.submodules.pe_array = pe_array = PEArray(pe, simd, plan.acc_bits, plan.product_modes, bits)
-        m.submodules.output_unit = out_unit = OutputUnit(plan)
-        m.submodules.ensemble_unit = ens = EnsembleUnit(plan.labels, plan.value_bits, plan.score_bits, plan.combine)
         depths = {name: words for name, (words, _) in plan.memory_shapes.items()}
-        memories = {name: [] for name in MEMORIES}
-        for s in range(resident):
-            for name, (words, width) in plan.memory_shapes.items():
-                mem = ParamMemory(width, max(words, 1), image_name(s, name))
-                m.submodules[f"{name}{s}"] = mem
-                memories[name].append(mem)
-
-        m.submodules.buffers = buffers = RowBuffers(plan)
-
-        # memory read addresses: weights by the running address, parameters by job and output fold
-        param_addr = Signal(range(max(plan.threshold_depth, plan.affine_depth) + 1))
-        m.d.comb += param_addr.eq(t_p_base + out_fold)
-        for s in range(resident):
-            m.d.comb += [memories["weights"][s].raddr.eq(w_addr),
-                         memories["thresholds"][s].raddr.eq(param_addr),
-                         memories["affine"][s].raddr.eq(param_addr)]
-        read = {name: Array(mem.rdata for mem in memories[name])[slot] for name in MEMORIES}
-
-        # one bit plane of one input fold, masked past the row's K codes (stale or padding codes).
-        # Planes run most significant first: pass ``plane`` reads bit plane planes - 1 - plane.
-        remaining = Signal(signed(col_base.shape().width + 2))
-        m.d.comb += remaining.eq(t_k - col_base)
-        mask = Cat(*(remaining > s for s in range(simd)))
-        bit_plane = Signal.like(plane)
-        m.d.comb += bit_plane.eq(t_planes - 1 - plane)
-        m.d.comb += [buffers.source.eq(t_source), buffers.plane.eq(bit_plane), buffers.fold.eq(in_fold),
-                     buffers.load_word.eq(in_fold), buffers.load_data.eq(self.act_in.payload),
-                     buffers.chain_word.eq(out_fold), buffers.chain_data.eq(out_unit.codes)]
-        activations = buffers.activations & mask
-
-        # PE pipeline registers: one pass issued per cycle, accumulated the next
-        issue = Signal()
-        m.d.sync += [pe_array.enable.eq(issue)]
-        operands = {name: Signal.like(getattr(pe_array, name), name=f"issued_{name}", reset_less=True)
-                    for name in ("activations", "clear", "plane", "negative", "xnor_mode", "valid")}
-        with m.If(issue):
-            m.d.sync += [
-                operands["activations"].eq(activations),
-                operands["clear"].eq((in_fold == 0) & (plane == 0)),
-                operands["plane"].eq(bit_plane),
-                operands["negative"].eq(t_xnor | (t_signed & (plane == 0))),  # XNOR, or the sign plane
-                operands["xnor_mode"].eq(t_xnor),
-                operands["valid"].eq(Mux(remaining >= simd, simd, remaining)),
-            ]
-        m.d.comb += [getattr(pe_array, name).eq(value) for name, value in operands.items()]
-        m.d.comb += [
-            pe_array.weights.eq(read["weights"]),
-            out_unit.accumulators.eq(pe_array.accumulators),
-            out_unit.thresholds.eq(read["thresholds"]),
-            out_unit.affine_params.eq(read["affine"]),
-            out_unit.affine.eq(t_affine),
-            out_unit.low.eq(t_low),
-            out_unit.bipolar.eq(t_bipolar),
-            ens.logits.eq(Cat(*(out_unit.values[c] for c in range(plan.labels)))),
-            ens.alpha.eq(Array(Const(int(a), ens.alpha.shape()) for a in plan.alphas)[member]),
-        ]
+        m.d.comb += [buffers.load_word.eq(in_fold), buffers.load_data.eq(self.act_in.payload)]
 
         # ---- the controller ---------------------------------------------------------------------
         stall = Signal()
-        m.d.comb += self.busy.eq(0)
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [tokens.eq(Mux(self.tokens == 0, 1, self.tokens)), member.eq(0), slot.eq(0),
-                                 pc.eq(0), row.eq(0), in_fold.eq(0), out_fold.eq(0), col_base.eq(0),
-                                 plane.eq(0), w_addr.eq(0), load_count.eq(0), self.done.eq(0),
+                                 pc.eq(0), row.eq(0), in_fold.eq(0), out_fold.eq(0), engine.col_base.eq(0),
+                                 engine.plane.eq(0), w_addr.eq(0), load_count.eq(0), self.done.eq(0),
                                  streaming.eq(self.reload | (resident < members)),
                                  self.cycles.eq(0), self.stalls.eq(0)]
                     m.d.comb += ens.clear.eq(1)
@@ -214,7 +117,7 @@ class Accelerator(wiring.Component):
                         m.next = "LOAD"
 
             with m.State("LOAD_PARAMS"):
-                m.d.comb += [self.busy.eq(1), self.load_in.ready.eq(1), stall.eq(~self.load_in.valid)]
+                m.d.comb += [self.load_in.ready.eq(1), stall.eq(~self.load_in.valid)]
                 with m.If(self.load_in.valid):
                     offsets = {"weights": 0, "thresholds": plan.weight_depth,
                                "affine": plan.weight_depth + plan.threshold_depth}
@@ -222,7 +125,7 @@ class Accelerator(wiring.Component):
                         here = load_count < offsets[name] + depths[name]
                         if offsets[name]:
                             here &= load_count >= offsets[name]
-                        for s, mem in enumerate(memories[name]):
+                        for s, mem in enumerate(engine.memories[name]):
                             m.d.comb += [mem.we.eq(here & (slot == s)), mem.waddr.eq(load_count - offsets[name]),
                                          mem.wdata.eq(self.load_in.payload)]
                     m.d.sync += load_count.eq(load_count + 1)
@@ -231,55 +134,40 @@ class Accelerator(wiring.Component):
                         m.next = "LOAD"
 
             with m.State("LOAD"):
-                m.d.comb += [self.busy.eq(1), self.act_in.ready.eq(1), stall.eq(~self.act_in.valid)]
+                m.d.comb += [self.act_in.ready.eq(1), stall.eq(~self.act_in.valid)]
                 with m.If(self.act_in.valid):
                     m.d.comb += buffers.load.eq(1)
                     m.d.sync += in_fold.eq(in_fold + 1)
-                    with m.If(in_fold == t_in_folds - 1):
+                    with m.If(in_fold == engine.in_folds - 1):
                         m.d.sync += in_fold.eq(0)
                         m.next = "COMPUTE"
 
-            with m.State("COMPUTE"):  # planes outer, input folds inner
-                m.d.comb += [self.busy.eq(1), issue.eq(1)]
-                m.d.sync += [in_fold.eq(in_fold + 1), col_base.eq(col_base + simd), w_addr.eq(w_addr + 1)]
-                with m.If(in_fold == t_in_folds - 1):
-                    m.d.sync += [in_fold.eq(0), col_base.eq(0), plane.eq(plane + 1)]
-                    with m.If(plane == t_planes - 1):
-                        m.d.sync += plane.eq(0)
-                        m.next = "DRAIN"
-                    with m.Else():  # the next plane reads this output fold's weights again
-                        m.d.sync += w_addr.eq(w_addr + 1 - t_in_folds)
-
-            with m.State("DRAIN"):
-                m.d.comb += self.busy.eq(1)
-                m.next = "OUTPUT"
+            engine.compute_states()
 
             with m.State("OUTPUT"):
-                m.d.comb += self.busy.eq(1)
                 proceed = Signal()
                 with m.If(t_stream):
                     m.d.comb += [self.result_out.valid.eq(1), proceed.eq(self.result_out.ready),
                                  stall.eq(~self.result_out.ready),
-                                 self.result_out.payload.eq(out_unit.values.as_value())]
+                                 self.result_out.payload.eq(engine.output_unit.values.as_value())]
                 with m.Else():
                     m.d.comb += proceed.eq(1)
                 with m.If(proceed):
-                    m.d.comb += buffers.chain.eq(t_chain)
-                    m.d.comb += ens.accumulate.eq(t_ensemble)
+                    m.d.comb += buffers.chain.eq(engine.to_chain)
+                    m.d.comb += ens.accumulate.eq(engine.to_ensemble)
                     m.d.sync += out_fold.eq(out_fold + 1)
-                    with m.If(out_fold != t_out_folds - 1):
+                    with m.If(out_fold != engine.out_folds - 1):
                         m.next = "COMPUTE"
                     with m.Else():
                         m.d.sync += out_fold.eq(0)
                         with m.If(~t_last):  # the next job of the step reads the buffers as they are
-                            m.d.sync += [pc.eq(pc + 1), w_addr.eq(next_w_base)]
+                            m.d.sync += [pc.eq(pc + 1), w_addr.eq(engine.next_weight_base)]
                             m.next = "COMPUTE"
                         with m.Elif(t_per_token & (row != tokens - 1)):  # the step's next token
-                            m.d.sync += [row.eq(row + 1), pc.eq(t_step_start),
-                                         w_addr.eq(restart_w_base)]
+                            m.d.sync += [row.eq(row + 1), pc.eq(t_step_start), w_addr.eq(restart_w_base)]
                             m.next = "LOAD"
                         with m.Elif(pc != len(jobs) - 1):  # the next step
-                            m.d.sync += [row.eq(0), pc.eq(pc + 1), w_addr.eq(next_w_base)]
+                            m.d.sync += [row.eq(0), pc.eq(pc + 1), w_addr.eq(engine.next_weight_base)]
                             m.next = "LOAD"
                         with m.Elif(member != members - 1):  # the next member
                             m.d.sync += [row.eq(0), pc.eq(0), w_addr.eq(0), member.eq(member + 1),
@@ -292,16 +180,16 @@ class Accelerator(wiring.Component):
                             m.next = "SETTLE"
 
             with m.State("SETTLE"):  # the last member's logits join the scores
-                m.d.comb += self.busy.eq(1)
                 m.next = "ANSWER"
 
             with m.State("ANSWER"):
-                m.d.comb += [self.busy.eq(1), self.result_out.valid.eq(1), stall.eq(~self.result_out.ready),
+                m.d.comb += [self.result_out.valid.eq(1), stall.eq(~self.result_out.ready),
                              self.result_out.payload.eq(ens.answer)]
                 with m.If(self.result_out.ready):
                     m.d.sync += self.done.eq(1)
                     m.next = "IDLE"
 
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         with m.If(self.busy):
             with m.If(stall):
                 m.d.sync += self.stalls.eq(self.stalls + 1)

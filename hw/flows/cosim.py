@@ -159,13 +159,42 @@ def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], o
     cycles, stalls, answers, wall time). ``synthesized`` ("generic") simulates Yosys' netlist of the
     design with its images instead of its RTL (postsynth.py). A failed check raises BebertError
     naming the log."""
+    from ..generator.gen import generate_for_artifact
+
+    def generate(artifact, out):
+        generate_for_artifact(artifact, config, out, force=True)
+
+    test_settings = {"pe": config.pe, "simd": config.simd, "members": config.members, "act_bits": config.act_bits,
+                     "reload": reload}
+    return _cosimulate(artifact, generate, "bebert.hw.testbench.accelerator", test_settings, sentences, out,
+                       testcase, gap, waves, simulator, synthesized)
+
+
+def cosimulate_encoder(artifact, config, sentences: list[tuple[list[int], list[int]]], out: Path, tokens: int,
+                       attention_lanes: int, hidden_lanes: int, testcase: str | None = "sentences_match_simulator",
+                       gap: float = 0.0, waves: bool = False, simulator: str = "verilator") -> dict:
+    """As ``cosimulate``, for the encoder on chip (encoder_accelerator.py) built for sentences of up to
+    ``tokens`` tokens with the given lanes, against its testbench (bebert.hw.testbench.encoder)."""
+    from ..generator.gen import generate_encoder_for_artifact
+
+    def generate(artifact, out):
+        generate_encoder_for_artifact(artifact, config, out, tokens, attention_lanes, hidden_lanes, force=True)
+
+    test_settings = {"pe": config.pe, "simd": config.simd, "act_bits": config.act_bits, "tokens": tokens,
+                     "attention_lanes": attention_lanes, "hidden_lanes": hidden_lanes}
+    return _cosimulate(artifact, generate, "bebert.hw.testbench.encoder", test_settings, sentences, out, testcase,
+                       gap, waves, simulator)
+
+
+def _cosimulate(artifact, generate, test_module: str, test_settings: dict, sentences, out: Path,
+                testcase: str | None, gap: float, waves: bool, simulator: str, synthesized: str | None = None) -> dict:
     from cocotb_tools.check_results import get_results
 
-    from ..generator.gen import TOP, generate_for_artifact, verilog_sources
+    from ..generator.gen import TOP, verilog_sources
 
     require_simulator(simulator, waves_requested(waves))  # before anything is generated
     out, artifact = Path(out).resolve(), Path(artifact).resolve()  # the simulator runs in ``out``
-    generate_for_artifact(artifact, config, out, force=True)
+    generate(artifact, out)
     sources, build_name = verilog_sources(out), f"build-{simulator}"
     if synthesized:
         from .postsynth import netlist_sources
@@ -174,17 +203,32 @@ def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], o
     runner = build(sources, TOP, out / build_name, waves, simulator)
     results = out / "results.json"
     results.unlink(missing_ok=True)
-    test_settings = {"artifact": str(artifact), "pe": config.pe, "simd": config.simd, "members": config.members,
-                     "act_bits": config.act_bits, "sentences": [[list(i), list(t)] for i, t in sentences],
-                     "gap": gap, "reload": reload, "results": str(results), "simulator": simulator}
-    xml = run(runner, "bebert.hw.testbench.accelerator", TOP, out, test_settings, testcase=testcase, waves=waves)
+    test_settings = dict(test_settings, artifact=str(artifact), sentences=[[list(i), list(t)] for i, t in sentences],
+                         gap=gap, results=str(results), simulator=simulator)
+    xml = run(runner, test_module, TOP, out, test_settings, testcase=testcase, waves=waves)
     tests, failures = get_results(Path(xml))
     if tests < 1 or failures or not results.is_file():
         raise BebertError(f"The co-simulation failed: {failures} of {tests} testbench test(s); see "
-                          f"{out / 'bebert.hw.testbench.accelerator.log'}.")
+                          f"{out / (test_module + '.log')}.")
     return json.loads(results.read_text())
 
 
 def settings() -> dict:
     """Inside a testbench: the settings the runner handed over."""
     return json.loads(os.environ[SETTINGS_VARIABLE])
+
+
+def save_sentences(header: dict, records: list[dict]) -> None:
+    """Inside a testbench: add ``records`` (one per sentence) to the results file the runner named, a
+    JSON object ``header`` + ``sentences`` (several tests may run in one simulation)."""
+    path = settings().get("results")
+    if not path:
+        return
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except FileNotFoundError:
+        saved = dict(header, sentences=[])
+    saved["sentences"] += records
+    with open(path, "w") as f:
+        json.dump(saved, f, indent=1)

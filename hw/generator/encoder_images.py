@@ -101,6 +101,13 @@ class EncoderLayout:
                 "exp_table": slots * layers * self.units.softmax.table_depth,
                 "context_thresholds": slots * layers * self.units.attention.heads}
 
+    def widths(self) -> dict[str, int]:
+        """Each memory's word width in bits."""
+        ln, r, p = self.units.layer_norm, self.units.residual, self.units.pipeline
+        return {"norm": r.lanes * (ln.gain_bits + ln.bias_bits), "hidden_thresholds": r.lanes * r.levels * r.threshold_bits,
+                "exp_table": EXP_BITS,
+                "context_thresholds": p.attention.head_size * p.staircase.levels * p.threshold_bits}
+
 
 def lane_rows(values: np.ndarray, beats: int, lanes: int) -> np.ndarray:
     """(channels, ...) values as (beats, lanes, ...), channels past the row 0."""

@@ -32,7 +32,10 @@ from ..accelerator import Accelerator, image_name, run_cycles, step_cycles
 from ..blocks.compressor import MODULE_NAME as LUT_MODULE
 from ..blocks.compressor import VERILOG as LUT_VERILOG
 from ..design.config import HardwareConfig
-from .images import MEMORIES, member_images
+from ..encoder_accelerator import EncoderAccelerator, encoder_image_name
+from ..encoder_units import EncoderUnits
+from .encoder_images import EncoderLayout, encoder_images
+from .images import MEMORIES, member_images, write_tile_images
 from ..blocks.param_memory import MODULE_NAME as PARAM_MEMORY_MODULE
 from ..blocks.param_memory import VERILOG as PARAM_MEMORY_VERILOG
 from ..design.plan import AcceleratorPlan, model_act_bits, plan_for
@@ -49,11 +52,13 @@ REPORT_FILE = "report.yaml"
 REPORT_TOKENS = 32  # sentence length the report's per-inference cycles assume
 
 
-def verilog(plan: AcceleratorPlan) -> str:
-    """The Amaranth design's Verilog (it instantiates the modules of LIBRARY)."""
+def verilog(plan: AcceleratorPlan, units: EncoderUnits | None = None) -> str:
+    """The Amaranth design's Verilog (it instantiates the modules of LIBRARY): the matrix-product
+    accelerator, or with ``units`` the encoder on chip."""
     from amaranth.back import verilog as amaranth_verilog
 
-    return amaranth_verilog.convert(Accelerator(plan), name=TOP, emit_src=False)
+    top = Accelerator(plan) if units is None else EncoderAccelerator(plan, units)
+    return amaranth_verilog.convert(top, name=TOP, emit_src=False)
 
 
 def verilog_sources(folder: Path) -> list[Path]:
@@ -86,8 +91,10 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
     }
 
 
-def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int = REPORT_TOKENS) -> list[Path]:
-    """Write the Verilog, the images and the report into ``out``; returns the files written."""
+def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int = REPORT_TOKENS,
+             units: EncoderUnits | None = None) -> list[Path]:
+    """Write the Verilog, the images and the report into ``out``; returns the files written. With
+    ``units``, the encoder on chip (encoder_accelerator.py) and its units' memory images too."""
     out = Path(out)
     if not 1 <= tokens <= plan.max_tokens:
         raise BebertError(f"--tokens {tokens} is outside the model's sentence lengths, 1 to {plan.max_tokens} tokens "
@@ -105,7 +112,7 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
     except OSError as exc:
         raise BebertError(f"Cannot write into {out.parent} for the output folder {out}: {exc.strerror}.") from None
     try:
-        (staging / VERILOG_FILE).write_text(verilog(plan))
+        (staging / VERILOG_FILE).write_text(verilog(plan, units))
         for name, text in LIBRARY.items():
             (staging / name).write_text(text)
         shutil.copyfile(LINT_WAIVERS, staging / LINT_WAIVERS_FILE)
@@ -113,6 +120,9 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
             images = member_images(plan, s)
             for name in MEMORIES:
                 images.write_tiles(name, staging / image_name(s, name))
+        if units is not None:
+            for name, bits in encoder_images(EncoderLayout(plan, units)).items():
+                write_tile_images(bits, staging / encoder_image_name(name))
         (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens), sort_keys=False))
         if out.exists():
             _keep_unchanged_times(out, staging)
@@ -145,6 +155,21 @@ def generate_for_artifact(artifact, config: HardwareConfig, out: Path, force: bo
     plan = plan_for(load_simulation(artifact), config)
     files = generate(plan, out, force)
     return plan, files, time.perf_counter() - started
+
+
+def generate_encoder_for_artifact(artifact, config: HardwareConfig, out: Path, tokens: int, attention_lanes: int,
+                                  hidden_lanes: int, force: bool = False):
+    """As ``generate_for_artifact``, for the encoder on chip with its units sized for sentences of up
+    to ``tokens`` tokens; returns (plan, units, files, seconds)."""
+    from bebert.sim.ensemble import load_simulation
+
+    from ..encoder_units import encoder_units
+
+    started = time.perf_counter()
+    plan = plan_for(load_simulation(artifact), config)
+    units = encoder_units(plan, tokens, attention_lanes, hidden_lanes)
+    files = generate(plan, out, force, units=units)
+    return plan, units, files, time.perf_counter() - started
 
 
 def configure(simulation, pe: int, simd: int, members: int | None, act_bits: int | None) -> HardwareConfig:

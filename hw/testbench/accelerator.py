@@ -15,7 +15,6 @@ control output after reset fails the test with the signal's name (streams.resolv
 
 from __future__ import annotations
 
-import json
 import time
 
 import cocotb
@@ -24,12 +23,12 @@ from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from bebert.hw.accelerator import run_cycles
 from bebert.hw.design.config import HardwareConfig
-from bebert.hw.flows.cosim import settings
+from bebert.hw.flows.cosim import save_sentences, settings
 from bebert.hw.host import beat_lanes, member_program, result_beat_count, step_beats, step_results
 from bebert.hw.generator.images import member_images
 from bebert.hw.design.plan import plan_for
 from bebert.sim.ensemble import load_simulation
-from bebert.hw.testbench.streams import StreamSink, StreamSource, resolved
+from bebert.hw.testbench.streams import StreamSink, StreamSource, reset_checked, resolved
 
 CONTROL_OUTPUTS = ("busy", "done", "cycles", "stalls", "act_in__ready", "load_in__ready", "result_out__valid")
 
@@ -55,16 +54,7 @@ class Bench:
         Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self, cycles: int = 3):
-        self.dut.start.value = 0
-        self.dut.rst.value = 1
-        for _ in range(cycles):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-        await ReadOnly()
-        for name in CONTROL_OUTPUTS:  # every control output defined after reset (four-state check)
-            resolved(getattr(self.dut, name))
-        await RisingEdge(self.dut.clk)
+        await reset_checked(self.dut, CONTROL_OUTPUTS, cycles)
 
     async def run_sentence(self, ids: list[int], types: list[int], reload: bool = False) -> dict:
         plan, dut = self.plan, self.dut
@@ -118,19 +108,8 @@ class Bench:
         return int(10 * (cycles * 20 + 100_000))
 
     def save(self):
-        """Add this test's sentences to the results file (several tests may run in one simulation)."""
-        path = self.s.get("results")
-        if not path:
-            return
-        try:
-            with open(path) as f:
-                saved = json.load(f)
-        except FileNotFoundError:
-            saved = {"config": {k: self.s[k] for k in ("pe", "simd", "members", "act_bits")},
-                     "resident": self.plan.resident, "sentences": []}
-        saved["sentences"] += self.records
-        with open(path, "w") as f:
-            json.dump(saved, f, indent=1)
+        save_sentences({"config": {k: self.s[k] for k in ("pe", "simd", "members", "act_bits")},
+                        "resident": self.plan.resident}, self.records)
 
 
 @cocotb.test()

@@ -44,6 +44,21 @@ async def start_after_reset(dut, outputs: tuple[str, ...], period_ns: int = 10) 
     await RisingEdge(dut.clk)
 
 
+async def reset_checked(dut, outputs: tuple[str, ...], cycles: int = 3) -> None:
+    """Hold ``rst`` for ``cycles`` cycles with ``start`` low, and check one cycle after it that none of
+    ``outputs`` is X or Z (a four-state simulator's check); returns at the next rising edge."""
+    dut.start.value = 0
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+    await ReadOnly()
+    for name in outputs:
+        resolved(getattr(dut, name))
+    await RisingEdge(dut.clk)
+
+
 async def reset_mid_row(dut, beats: list[int], source_name: str = "row_in",
                         outputs: tuple[str, ...] = ("row_out__valid",)) -> "StreamSource":
     """Send the first half of a row's ``beats`` on the input stream, reset for one cycle, and check
