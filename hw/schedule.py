@@ -37,10 +37,16 @@ from dataclasses import dataclass, field
 from .accelerator import job_cycles, step_cycles
 from .blocks.encoder_sequencer import StepKind
 from .blocks.ensemble_unit import SETTLE_CYCLES
+from .blocks.row_gearbox import ROW_LATENCY as GEARBOX_LATENCY
+from .blocks.row_store import READ_LATENCY as STORE_READ_LATENCY
 from .design.plan import AcceleratorPlan
 from .encoder_units import EncoderUnits
 
-ROW_HANDOFF = 1  # a product's completed row to its first beat on the next unit (the row store's read)
+# The encoder's latencies between units (hw/encoder_accelerator.py):
+STEP_OVERHEAD = 1 + STORE_READ_LATENCY  # a step's take (the STEP cycle), and its row's first read from a store
+EVENT_TO_STEP = 2  # a row's last codes (or context) beat written to its step offered: the store's written
+#                    pulse, then the sequencer's ready flag (both registers)
+ROW_HANDOFF = GEARBOX_LATENCY - 1  # a product's row ended to its first beat out of the gearbox
 
 
 @dataclass
@@ -89,8 +95,10 @@ class _Timeline:
         return max(ready, self.done) if self.serial else ready
 
     def pe(self, kind: str, cycles: int, ready: int, cause: str) -> int:
-        """A PE step of ``cycles`` whose input is complete at ``ready``; returns its end."""
-        start = max(self.pe_free, self._ready(ready))
+        """A PE step of ``cycles`` (and the take and first read, ``STEP_OVERHEAD``) whose input's last
+        beat is written at ``ready``; returns its end."""
+        start = max(self.pe_free, self._ready(ready + EVENT_TO_STEP))
+        cycles += STEP_OVERHEAD
         if start > self.pe_free:
             self.out.pe_waits[cause] += start - self.pe_free
         self.pe_free = start + cycles
@@ -175,8 +183,8 @@ def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, se
                 ready, cause = (context[t], "attention") if step.kind == "attention_output" else (codes[t], "layer_norm")
                 codes[t] = line.product_row(line.pe(step.kind, cycles, ready, cause))
             else:  # the head, once every row of the member is through its LayerNorm
-                head_start = max(line.pe_free, line.done)
+                head_start = max(line.pe_free, line.done + EVENT_TO_STEP)
                 line.pe("head", cycles, line.done, "layer_norm")
-                member_start = head_start  # the next member's embeddings stream once the head has its row
+                member_start = head_start + 1  # the next member's embeddings stream once the head is taken
     line.out.total = line.pe_free + SETTLE_CYCLES + 1  # the last logits join the scores; the answer
     return line.out

@@ -9,7 +9,7 @@ from bebert.hw.accelerator import run_cycles
 from bebert.hw.design.config import HardwareConfig
 from bebert.hw.design.plan import plan_for
 from bebert.hw.encoder_units import encoder_units
-from bebert.hw.schedule import inference_cycles, member_order
+from bebert.hw.schedule import STEP_OVERHEAD, inference_cycles, member_order
 from bebert.sim.ensemble import load_simulation
 
 
@@ -24,7 +24,9 @@ def test_the_array_runs_todays_products_and_one_more_row_load_per_token(plan, to
     layers, in_folds = 6, 384 // 64
     alone = run_cycles(plan, tokens)
     cycles = inference_cycles(plan, units, tokens)
-    assert cycles.pe_busy_total == alone.total - alone.answer + plan.ensemble_members * layers * tokens * in_folds
+    steps = plan.ensemble_members * (4 * layers * tokens + 1)  # key_value, query, attention_output, ffn; the head
+    assert cycles.pe_busy_total == (alone.total - alone.answer + plan.ensemble_members * layers * tokens * in_folds
+                                    + steps * STEP_OVERHEAD)
     assert cycles.total == cycles.pe_busy_total + sum(cycles.pe_waits.values()) + alone.answer
 
 
