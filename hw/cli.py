@@ -171,7 +171,7 @@ def cmd_gen(args) -> int:
 
     from bebert.builtin import BUILTIN_DIR
     from bebert.hw.design.config import HardwareConfig
-    from bebert.hw.generator.gen import REPORT_FILE, configure, generate
+    from bebert.hw.generator.gen import REPORT_FILE, configure, encoder_build, generate
     from bebert.hw.design.plan import plan_for
     from bebert.sim.ensemble import load_simulation
 
@@ -181,10 +181,16 @@ def cmd_gen(args) -> int:
     HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1)  # refuse bad numbers before compiling
     simulation = load_simulation(args.artifact or BUILTIN_DIR)
     plan = plan_for(simulation, configure(simulation, args.pe, args.simd, args.members, args.act_bits))
-    files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens)
+    units = (encoder_build(plan, args.max_tokens, args.attention_lanes, args.hidden_lanes) if args.encoder
+             else None)
+    files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens, units=units)
     cfg = plan.config
-    print(f"accelerator for {simulation.path} ({plan.ensemble_members} member(s), {plan.resident} resident): "
+    kind = "encoder on chip" if args.encoder else "accelerator"
+    print(f"{kind} for {simulation.path} ({plan.ensemble_members} member(s), {plan.resident} resident): "
           f"PE {cfg.pe} x SIMD {cfg.simd}, {cfg.act_bits}-bit activations")
+    if units is not None:
+        print(f"  sentences of up to {args.max_tokens} tokens, {args.attention_lanes} attention lanes, "
+              f"{args.hidden_lanes} hidden lanes")
     for path in files:
         if path.is_dir():  # the images: one file per block-RAM tile
             tiles = [f for f in path.rglob("*") if f.is_file()]
@@ -341,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                "fewer stream their parameters in before they run)")
     p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
     p.add_argument("--tokens", type=int, default=32, help="sentence length of the report's cycle counts (default 32)")
+    p.add_argument("--encoder", action="store_true", help="the whole encoder on chip (attention, softmax, "
+                                                          "LayerNorm, residuals): the host streams embedding rows only")
+    p.add_argument("--max-tokens", type=int, default=128, help="with --encoder: the longest sentence (default 128)")
+    p.add_argument("--attention-lanes", type=int, default=4, help="with --encoder: keys a cycle in the attention "
+                                                                  "units and softmax, a power of two (default 4)")
+    p.add_argument("--hidden-lanes", type=int, default=8, help="with --encoder: hidden values a cycle in the "
+                                                               "residual stream and LayerNorm (default 8)")
     p.add_argument("--out", default="accelerator", help="output folder (default ./accelerator)")
     p.add_argument("--force", action="store_true", help="replace an output folder that holds other files")
     p.set_defaults(func=cmd_gen)

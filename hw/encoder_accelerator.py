@@ -85,11 +85,26 @@ def trace_signature(layout) -> wiring.Signature:
     return wiring.Signature({"valid": Out(1), "payload": Out(layout)})
 
 
+def build_problem(plan: AcceleratorPlan, units: EncoderUnits) -> str | None:
+    """Why the encoder on chip cannot be built with these widths (one sentence), or None."""
+    cfg, a, r = plan.config, units.attention, units.residual
+    if plan.resident < plan.ensemble_members:
+        return (f"the encoder on chip needs every member resident, not {plan.resident} of "
+                f"{plan.ensemble_members} (members that stream in are not built yet)")
+    pairs = (("PE", cfg.pe, "the head size", a.head_size), ("PE", cfg.pe, "the hidden lanes", r.lanes),
+             ("SIMD", cfg.simd, "the hidden lanes", r.lanes), ("SIMD", cfg.simd, "the head size", a.head_size))
+    for name, value, other, width in pairs:
+        if max(value, width) % min(value, width):
+            return (f"{name} {value} and {other} {width} must divide one into the other (the encoder's row "
+                    "gearboxes and stores hold the wider beat as one word)")
+    return None
+
+
 class EncoderAccelerator(wiring.Component):
     def __init__(self, plan: AcceleratorPlan, units: EncoderUnits):
-        if plan.resident < plan.ensemble_members:
-            raise ValueError(f"the encoder on chip needs every member resident, not {plan.resident} of "
-                             f"{plan.ensemble_members}")
+        problem = build_problem(plan, units)
+        if problem:
+            raise ValueError(problem)
         self.plan, self.units = plan, units
         self.layout = EncoderLayout(plan, units)
         cfg, a, r = plan.config, units.attention, units.residual

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bebert import bitpack
+from bebert.builtin import BUILTIN_DIR
 from bebert.hw.accelerator import run_cycles, step_cycles
 from bebert.hw.design.config import ConfigError, HardwareConfig
 from bebert.hw.flows.cosim import verilator_environment
@@ -20,6 +21,8 @@ from bebert.hw.host import beat_lanes, row_beats, run_member
 from bebert.hw.generator.images import member_images
 from bebert.hw.blocks.param_memory import tile_geometry
 from bebert.hw.design.plan import plan_for
+from bebert.hw.encoder_units import encoder_units
+from bebert.hw.schedule import inference_cycles
 from bebert.sim.ensemble import load_simulation
 from bebert.sim.program import Codes
 from bebert.sim.tokens import SentenceTokenizer
@@ -173,6 +176,12 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     (["--members", 3], "--members 3 exceeds the model's 2"),
     (["--tokens", 0], "--tokens must be a positive"),
     (["--tokens", 100000], "--tokens 100000 is outside the model's sentence lengths, 1 to 512 tokens"),
+    (["--encoder", "--max-tokens", 600], "--max-tokens 600 is outside the model's sentence lengths, 1 to 512"),
+    (["--encoder", "--max-tokens", 16], "--tokens 32 is longer than the build's longest sentence, --max-tokens 16"),
+    (["--encoder", "--attention-lanes", 3], "attention lanes must be a power of two from 1 to the longest"),
+    (["--encoder", "--hidden-lanes", 0], "LayerNorm lanes must be 1 to the row width 384, not 0"),
+    (["--encoder", "--pe", 48], "PE 48 and the head size 32 must divide one into the other"),
+    (["--encoder", "--members", 1], "the encoder on chip needs every member resident, not 1 of 2"),
 ])
 def test_gen_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
     out = tmp_path / "never"
@@ -194,11 +203,32 @@ def test_builtin_gen_default(tmp_path):
     assert report["cycles"]["per_inference"] > 0
 
 
-def test_lint_clean_with_listed_waivers(tiny, tmp_path):
-    """verilator --lint-only -Wall: no warning beyond the waivers gen writes (hand-written modules: none)."""
+def test_builtin_gen_encoder(tmp_path):
+    """`gen --encoder` on the built-in model: the encoder's memory images beside the members', and the
+    report's cycles from the schedule's model (exact against the RTL, tests/test_hw_encoder_accelerator.py)."""
+    out = tmp_path / "encoder"
+    result = hw("gen", "--encoder", "--max-tokens", 32, "--out", out)
+    assert result.returncode == 0, result.stderr
+    report = yaml.safe_load((out / REPORT_FILE).read_text())
+    assert report["encoder"]["max_tokens"] == 32 and report["encoder"]["attention_lanes"] == 4
+    plan = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(64, 64, None, 4))
+    assert report["cycles"]["per_inference"] == inference_cycles(plan, encoder_units(plan, 32, 4, 8), 32).total
+    for name, words in report["encoder"]["memory_words"].items():
+        tiles = sorted((out / "images" / f"encoder_{name}").glob("*.hex"))
+        assert tiles and sum(len(t.read_text().split()) for t in tiles) >= words
+
+
+@pytest.mark.parametrize("top", ["accelerator", "encoder"])
+def test_lint_clean_with_listed_waivers(tiny, tmp_path, top):
+    """verilator --lint-only -Wall: no warning beyond the waivers gen writes (hand-written modules: none),
+    for the matrix-product accelerator and the encoder on chip."""
     path, simulation = tiny
-    plan = plan_for(simulation, HardwareConfig(6, 20, 1, simulation.members[0].layers[0].input_codes.bits))
-    generate(plan, tmp_path / "gen")
+    bits = simulation.members[0].layers[0].input_codes.bits
+    if top == "accelerator":
+        generate(plan_for(simulation, HardwareConfig(6, 20, 1, bits)), tmp_path / "gen")
+    else:  # every member resident; widths that nest (PE and SIMD against the head size 8 and 4 lanes)
+        plan = plan_for(simulation, HardwareConfig(8, 16, None, bits))
+        generate(plan, tmp_path / "gen", tokens=8, units=encoder_units(plan, 8, 2, 4))
     env = {**os.environ, **verilator_environment()}
     sources = verilog_sources(tmp_path / "gen")
     lint = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", TOP, LINT_WAIVERS_FILE,

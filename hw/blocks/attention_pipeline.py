@@ -103,8 +103,10 @@ class AttentionPipeline(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         score, softmax, context, staircase = self._units
-        m.submodules.scores, m.submodules.softmax = score, softmax
-        m.submodules.context, m.submodules.staircase = context, staircase
+        # named apart from the units' own signals (an FSM called scores, say): Verilator's lint flags a
+        # submodule instance whose name a signal inside it repeats (VARHIDDEN)
+        m.submodules.score_unit, m.submodules.softmax_unit = score, softmax
+        m.submodules.context_unit, m.submodules.context_staircase = context, staircase
         connect(m, flipped(self.key_write), score.write)
         connect(m, flipped(self.value_write), context.write)
         connect(m, flipped(self.query_in), score.query_in)

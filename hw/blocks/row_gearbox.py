@@ -87,8 +87,8 @@ class RowGearbox(wiring.Component):
         read = ram.read_port()
 
         full = Signal(2)  # per slot: a complete row waits to be read
-        w_slot, w_beat = Signal(), Signal(range(s.in_beats))
-        r_slot, r_beat = Signal(), Signal(range(s.out_beats))
+        w_slot, w_beat = Signal(), Signal(range(max(s.in_beats, 2)))  # a bit at least: no zero-width wires
+        r_slot, r_beat = Signal(), Signal(range(max(s.out_beats, 2)))
 
         # -- write: a beat a cycle into the free slot -------------------------------------------------
         take = Signal()
@@ -110,7 +110,7 @@ class RowGearbox(wiring.Component):
         # -- read: on credit, a beat a cycle from the full slot ---------------------------------------
         stage_valid = Signal(READ_STAGES)
         issue = Signal()
-        group, last = Signal(range(s.ratio)), Signal()
+        group, last = Signal(range(max(s.ratio, 2))), Signal()
         selected = Signal(s.out_width * s.bits)
         m.d.comb += read.addr.eq(times_constant(r_slot, s.words) + (r_beat if narrow_in else r_beat // s.ratio))
         m.d.sync += [stage_valid.eq(Cat(issue, stage_valid[:-1])),

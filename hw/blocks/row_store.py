@@ -85,11 +85,11 @@ class RowStore(wiring.Component):
         self.shape = s = shape
         super().__init__({
             "write": In(stream.Signature(data.StructLayout({
-                "codes": data.ArrayLayout(unsigned(s.bits), s.in_width), "row": range(s.rows)}))),
+                "codes": data.ArrayLayout(unsigned(s.bits), s.in_width), "row": range(max(s.rows, 2))}))),
             "written": Out(1),
-            "written_row": Out(range(s.rows)),
-            "read_row": In(range(s.rows)),
-            "read_beat": In(range(s.out_beats)),
+            "written_row": Out(range(max(s.rows, 2))),  # a bit even for one row (no zero-width ports)
+            "read_row": In(range(max(s.rows, 2))),
+            "read_beat": In(range(max(s.out_beats, 2))),
             "read_data": Out(data.ArrayLayout(unsigned(s.bits), s.out_width)),
         })
 
@@ -103,7 +103,7 @@ class RowStore(wiring.Component):
         port = ram.write_port(granularity=group_bits if narrow_write else None)
         read = ram.read_port()
 
-        beat = Signal(range(s.in_beats))
+        beat = Signal(range(max(s.in_beats, 2)))  # a bit at least: no zero-width wires
         take = self.write.valid
         row_base = times_constant(self.write.payload.row, s.words)
         m.d.comb += [self.write.ready.eq(1),
@@ -115,7 +115,7 @@ class RowStore(wiring.Component):
         with m.If(take):
             m.d.sync += [beat.eq(Mux(last, 0, beat + 1)), self.written_row.eq(self.write.payload.row)]
 
-        group = Signal(range(s.ratio))
+        group = Signal(range(max(s.ratio, 2)))
         m.d.comb += read.addr.eq(times_constant(self.read_row, s.words) + (self.read_beat if narrow_write
                                                            else self.read_beat // s.ratio))
         m.d.sync += group.eq(0 if narrow_write else self.read_beat % s.ratio)

@@ -32,8 +32,9 @@ from ..accelerator import Accelerator, image_name, run_cycles, step_cycles
 from ..blocks.compressor import MODULE_NAME as LUT_MODULE
 from ..blocks.compressor import VERILOG as LUT_VERILOG
 from ..design.config import HardwareConfig
-from ..encoder_accelerator import EncoderAccelerator, encoder_image_name
-from ..encoder_units import EncoderUnits
+from ..encoder_accelerator import EncoderAccelerator, build_problem, encoder_image_name
+from ..encoder_units import EncoderUnits, encoder_units
+from ..schedule import inference_cycles
 from .encoder_images import EncoderLayout, encoder_images
 from .images import MEMORIES, member_images, write_tile_images
 from ..blocks.param_memory import MODULE_NAME as PARAM_MEMORY_MODULE
@@ -66,11 +67,11 @@ def verilog_sources(folder: Path) -> list[Path]:
     return [Path(folder) / name for name in LIBRARY] + [Path(folder) / VERILOG_FILE]
 
 
-def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
+def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS, units: EncoderUnits | None = None) -> dict:
     cfg = plan.config
     cycles = run_cycles(plan, tokens)
     shapes = plan.memory_shapes
-    return {
+    out = {
         "parameters": {"pe": cfg.pe, "simd": cfg.simd, "act_bits": cfg.act_bits,
                        "members_resident": plan.resident, "ensemble_members": plan.ensemble_members,
                        "combine": plan.combine},
@@ -89,6 +90,16 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS) -> dict:
             "per_inference": cycles.total,
         },
     }
+    if units is None:
+        return out
+    encoder = inference_cycles(plan, units, tokens)
+    out["cycles"] = {"tokens": tokens, "per_inference": encoder.total, "pe_busy_by_step": dict(encoder.pe_busy),
+                     "pe_waits": dict(encoder.pe_waits), "products_alone": cycles.total}
+    out["encoder"] = {"max_tokens": units.attention.tokens, "attention_lanes": units.attention.lanes,
+                      "hidden_lanes": units.residual.lanes,
+                      "memory_words": EncoderLayout(plan, units).depths(),
+                      "memory_widths": EncoderLayout(plan, units).widths()}
+    return out
 
 
 def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int = REPORT_TOKENS,
@@ -99,6 +110,11 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
     if not 1 <= tokens <= plan.max_tokens:
         raise BebertError(f"--tokens {tokens} is outside the model's sentence lengths, 1 to {plan.max_tokens} tokens "
                           "(its position table).")
+    if units is not None and tokens > units.attention.tokens:
+        raise BebertError(f"--tokens {tokens} is longer than the build's longest sentence, --max-tokens "
+                          f"{units.attention.tokens}.")
+    if units is not None and build_problem(plan, units):
+        raise BebertError(f"Cannot build the encoder on chip: {build_problem(plan, units)}.")
     if out.exists() and not out.is_dir():
         raise BebertError(f"Output {out} is a file, not a folder.")
     if out.exists() and not force and any(out.iterdir()) and not (out / VERILOG_FILE).exists():
@@ -123,7 +139,7 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
         if units is not None:
             for name, bits in encoder_images(EncoderLayout(plan, units)).items():
                 write_tile_images(bits, staging / encoder_image_name(name))
-        (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens), sort_keys=False))
+        (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens, units), sort_keys=False))
         if out.exists():
             _keep_unchanged_times(out, staging)
             shutil.rmtree(out)
@@ -163,13 +179,23 @@ def generate_encoder_for_artifact(artifact, config: HardwareConfig, out: Path, t
     to ``tokens`` tokens; returns (plan, units, files, seconds)."""
     from bebert.sim.ensemble import load_simulation
 
-    from ..encoder_units import encoder_units
-
     started = time.perf_counter()
     plan = plan_for(load_simulation(artifact), config)
     units = encoder_units(plan, tokens, attention_lanes, hidden_lanes)
-    files = generate(plan, out, force, units=units)
+    files = generate(plan, out, force, tokens=min(REPORT_TOKENS, tokens), units=units)
     return plan, units, files, time.perf_counter() - started
+
+
+def encoder_build(plan: AcceleratorPlan, max_tokens: int, attention_lanes: int, hidden_lanes: int) -> EncoderUnits:
+    """The encoder units for ``gen --encoder``; refuses a longest sentence past the model's positions or
+    lanes out of range with one sentence."""
+    if not 1 <= max_tokens <= plan.max_tokens:
+        raise BebertError(f"--max-tokens {max_tokens} is outside the model's sentence lengths, 1 to "
+                          f"{plan.max_tokens} tokens (its position table).")
+    try:
+        return encoder_units(plan, max_tokens, attention_lanes, hidden_lanes)
+    except ValueError as exc:
+        raise BebertError(f"Cannot size the encoder's units: {exc}.") from None
 
 
 def configure(simulation, pe: int, simd: int, members: int | None, act_bits: int | None) -> HardwareConfig:
