@@ -28,6 +28,7 @@ demo: $(STAMP)
 	$(BIN)/bebert demo
 	$(BIN)/bebert-hw gen --pe 64 --out runs/demo/accelerator
 	$(BIN)/bebert-hw cosim --sentences 2 --out runs/demo/cosim
+	$(BIN)/bebert-hw cosim --encoder --max-tokens 64 --sentences 2 --out runs/demo/cosim-encoder
 	$(BIN)/bebert-hw dse --no-synth --out runs/demo/dse
 
 test: $(STAMP) icarus
@@ -37,7 +38,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 test-hw-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -s -m slow tests/test_hw_accelerator.py
+	$(BIN)/python -m pytest -q -s -m slow tests/test_hw_accelerator.py tests/test_hw_encoder_accelerator.py
 
 results: $(STAMP)
 	$(BIN)/python scripts/foundation_results.py

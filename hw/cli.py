@@ -212,8 +212,9 @@ def cmd_cosim(args) -> int:
     from bebert import glue
     from bebert.builtin import BUILTIN_DIR
     from bebert.hw.design.config import HardwareConfig
-    from bebert.hw.flows.cosim import cosimulate, require_simulator
-    from bebert.hw.generator.gen import configure
+    from bebert.hw.flows.cosim import cosimulate, cosimulate_encoder, require_simulator
+    from bebert.hw.generator.gen import configure, encoder_build
+    from bebert.hw.design.plan import plan_for
     from bebert.sim.ensemble import load_simulation
     from bebert.sim.tokens import SentenceTokenizer
 
@@ -231,20 +232,37 @@ def cmd_cosim(args) -> int:
     task = simulation.manifest["task"]["name"]
     examples = glue.load_split(task, "dev", args.glue_dir)[:args.sentences]
     encoded = [tokenizer.encode(e.text_a, e.text_b) for e in examples]
+    if args.encoder:
+        if args.netlist:
+            raise BebertError("--netlist simulates the matrix-product accelerator only; drop it with --encoder.")
+        encoder_build(plan_for(simulation, config), args.max_tokens, args.attention_lanes, args.hidden_lanes)
+        for i, (ids, _) in enumerate(encoded):
+            if len(ids) > args.max_tokens:
+                raise BebertError(f"Dev sentence {i + 1} has {len(ids)} tokens, more than the build's --max-tokens "
+                                  f"{args.max_tokens}; raise --max-tokens or take fewer --sentences.")
     what = f"Yosys' {args.netlist} netlist" if args.netlist else "the RTL"
-    print(f"co-simulation: {task} dev, {len(encoded)} sentence(s), PE {config.pe} x SIMD {config.simd}, "
+    kind = (f"the encoder on chip (up to {args.max_tokens} tokens, {args.attention_lanes} attention lanes, "
+            f"{args.hidden_lanes} hidden lanes)" if args.encoder else "the accelerator")
+    print(f"co-simulation of {kind}: {task} dev, {len(encoded)} sentence(s), PE {config.pe} x SIMD {config.simd}, "
           f"{config.act_bits}-bit activations, {what} in {args.simulator}; Verilog, images and the build in "
           f"{args.out}/ (the first build of a configuration takes minutes)")
     started = time.perf_counter()
-    results = cosimulate(artifact, config, encoded, Path(args.out), gap=args.gap, waves=args.waves,
-                         simulator=args.simulator, synthesized=args.netlist)
+    if args.encoder:
+        results = cosimulate_encoder(artifact, config, encoded, Path(args.out), args.max_tokens, args.attention_lanes,
+                                     args.hidden_lanes, gap=args.gap, waves=args.waves, simulator=args.simulator)
+        checked = "every codes row, context row, member's logits and class"
+    else:
+        results = cosimulate(artifact, config, encoded, Path(args.out), gap=args.gap, waves=args.waves,
+                             simulator=args.simulator, synthesized=args.netlist)
+        checked = "every streamed result and class"
     records = results["sentences"]
     for i, r in enumerate(records):
+        stalls = f", stalls {r['stalls']:,}" if "stalls" in r else ""
         print(f"  sentence {i + 1:>3}: {r['tokens']:>3} tokens, class {r['answer']} (simulator {r['simulator_answer']}), "
-              f"cycles {r['cycles']:,} (model {r['model_cycles']:,}), stalls {r['stalls']:,}, {r['wall_s']:.1f} s")
-    simulated = sum(r["cycles"] + r["stalls"] for r in records)
+              f"cycles {r['cycles']:,} (model {r['model_cycles']:,}){stalls}, {r['wall_s']:.1f} s")
+    simulated = sum(r["cycles"] + r.get("stalls", 0) for r in records)
     wall = sum(r["wall_s"] for r in records)
-    print(f"all {len(records)} sentence(s): every streamed result and class equal to the simulator's, cycle counter "
+    print(f"all {len(records)} sentence(s): {checked} equal to the simulator's, cycle counter "
           f"equal to the model; {simulated:,} cycles simulated at {simulated / wall:,.0f} cycles/s; "
           f"{time.perf_counter() - started:.0f} s in all")
     return 0
@@ -372,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "read fails)")
     p.add_argument("--netlist", choices=["generic"], help="simulate Yosys' generic netlist of the design with its "
                                                           "images instead of the RTL (post-synthesis)")
+    p.add_argument("--encoder", action="store_true", help="the whole encoder on chip (as gen --encoder): the "
+                                                          "host streams embedding rows only")
+    p.add_argument("--max-tokens", type=int, default=128, help="with --encoder: the build's longest sentence "
+                                                               "(default 128); longer dev sentences are refused")
+    p.add_argument("--attention-lanes", type=int, default=4, help="with --encoder: keys a cycle (default 4)")
+    p.add_argument("--hidden-lanes", type=int, default=8, help="with --encoder: hidden values a cycle (default 8)")
     p.add_argument("--out", default="cosim", help="working folder (default ./cosim)")
     p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue)")
     p.set_defaults(func=cmd_cosim)
