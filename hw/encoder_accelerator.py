@@ -29,7 +29,7 @@ Every member must be resident (members that stream their parameters in are issue
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -44,7 +44,7 @@ from .blocks.row_gearbox import GearboxShape, RowGearbox
 from .blocks.row_store import RowStore, RowStoreShape
 from .design.plan import AcceleratorPlan
 from .encoder_units import EncoderUnits
-from .engine import IMAGES_FOLDER, PEEngine
+from .engine import IMAGES_FOLDER, PEEngine, constant_table
 from .generator.encoder_images import EncoderLayout
 
 TAG_QUEUE = 4  # product rows' tags waiting for the residual add (a row is tagged as its step is taken)
@@ -175,10 +175,7 @@ class EncoderAccelerator(wiring.Component):
         constants = [layout.layer(s, layer) for s in range(members) for layer in range(layers)]
 
         def table(values, index, name):
-            values = [int(v) for v in values]
-            signal = Signal(range(max(values + [1]) + 1), name=name)
-            m.d.comb += signal.eq(Array(Const(v, signal.shape()) for v in values)[index])
-            return signal
+            return constant_table(m, name, values, index)
 
         # the attention's constants, held from a layer's first key_value step to its last query's end
         held = {name: Signal(range(max(getattr(c, name) for c in constants) + 1), name=f"attention_{name}")

@@ -35,6 +35,14 @@ def image_name(slot: int, memory: str) -> str:
     return f"{IMAGES_FOLDER}/member{slot}_{memory}"
 
 
+def constant_table(m: Module, name: str, values, index) -> Signal:
+    """A signal holding ``values[index]``: a table of constants, looked up combinationally."""
+    values = [int(v) for v in values]
+    signal = Signal(range(min(values + [0]), max(values + [1]) + 1), name=name)
+    m.d.comb += signal.eq(Array(Const(v, signal.shape()) for v in values)[index])
+    return signal
+
+
 class PEEngine:
     def __init__(self, m: Module, plan: AcceleratorPlan):
         self.m, self.plan = m, plan
@@ -129,14 +137,9 @@ class PEEngine:
             ens.alpha.eq(Array(Const(int(a), ens.alpha.shape()) for a in plan.alphas)[self.member]),
         ]
 
-    def field(self, name: str, values, index=None) -> Signal:
-        """A job-table column: the value of ``values`` (one per job) for the job at ``index`` (the
-        program counter unless given)."""
-        values = [int(v) for v in values]
-        signal = Signal(range(min(values + [0]), max(values + [1]) + 1), name=f"job_{name}")
-        index = self.pc if index is None else index
-        self.m.d.comb += signal.eq(Array(Const(v, signal.shape()) for v in values)[index])
-        return signal
+    def field(self, name: str, values) -> Signal:
+        """A job-table column: the value of ``values`` (one per job) for the job at the program counter."""
+        return constant_table(self.m, f"job_{name}", values, self.pc)
 
     def compute_states(self) -> None:
         """COMPUTE (the fold's passes, a cycle each) and DRAIN, then OUTPUT: call inside the caller's FSM."""
