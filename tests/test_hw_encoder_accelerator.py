@@ -36,18 +36,30 @@ def tiny_11_three(tiny_backbone, tmp_path_factory):
 
 
 def assert_exact(results: dict, sentences: int) -> None:
+    """Every answer the simulator's; every cycle count the model's, or more where the host stalled."""
     assert len(results["sentences"]) == sentences
     for record in results["sentences"]:
-        print(f"\nencoder cycles | {record['tokens']} tokens | model {record['model_cycles']} | RTL {record['cycles']}")
+        print(f"\nencoder cycles | {record['tokens']} tokens | stalls {record['gap']:.0%} | model "
+              f"{record['model_cycles']} | RTL {record['cycles']}")
         assert record["answer"] == record["simulator_answer"]
-        assert record["cycles"] == record["model_cycles"]
+        if record["gap"]:
+            assert record["cycles"] > record["model_cycles"]
+        else:
+            assert record["cycles"] == record["model_cycles"]
+
+
+# Every testbench test of one build: the sentences exact (cycles equal to the model's), the same
+# sentences with random stalls on the host's streams, a reset halfway through a sentence and an
+# embedding stream that ends a row early, each followed by the sentence again.
+EVERY_TEST = None
+RECORDS = 2 * len(SENTENCES) + 2
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_two_member_1_1_4_encoder_matches_simulator(tmp_path, tiny_14_two, simulator):
     assert_exact(cosimulate_encoder(tiny_14_two, HardwareConfig(8, 16, None, 4), encode(tiny_14_two, SENTENCES),
                                     tmp_path / "cosim", tokens=16, attention_lanes=2, hidden_lanes=4,
-                                    simulator=simulator), len(SENTENCES))
+                                    testcase=EVERY_TEST, simulator=simulator), RECORDS)
 
 
 @pytest.mark.parametrize("simulator", [pytest.param("verilator"), pytest.param("icarus", marks=pytest.mark.slow)])
@@ -55,19 +67,7 @@ def test_three_member_1_1_1_encoder_matches_simulator(tmp_path, tiny_11_three, s
     """BiT's bipolar codes, XNOR attention scores and {0, 1} probabilities; a vote; PE wider than a head."""
     assert_exact(cosimulate_encoder(tiny_11_three, HardwareConfig(16, 8, None, 1), encode(tiny_11_three, SENTENCES),
                                     tmp_path / "cosim", tokens=12, attention_lanes=4, hidden_lanes=8,
-                                    simulator=simulator), len(SENTENCES))
-
-
-@pytest.mark.slow
-def test_random_stalls_on_the_host_streams(tmp_path, tiny_14_two):
-    """The host's embedding stream and the class's reader pause on 30% of cycles: every trace still
-    equals the simulator's; the counter only grows (it counts the waits too)."""
-    results = cosimulate_encoder(tiny_14_two, HardwareConfig(8, 16, None, 4), encode(tiny_14_two, SENTENCES),
-                                 tmp_path / "cosim", tokens=16, attention_lanes=2, hidden_lanes=4, gap=0.3)
-    assert len(results["sentences"]) == len(SENTENCES)
-    for record in results["sentences"]:
-        assert record["answer"] == record["simulator_answer"]
-        assert record["cycles"] >= record["model_cycles"]
+                                    testcase=EVERY_TEST, simulator=simulator), RECORDS)
 
 
 @pytest.mark.slow

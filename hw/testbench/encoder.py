@@ -21,7 +21,7 @@ from collections import defaultdict
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 
 from bebert.hw.design.config import HardwareConfig
 from bebert.hw.design.plan import plan_for
@@ -65,29 +65,42 @@ def lanes(word: int, count: int, bits: int) -> list[int]:
 
 
 class Bench:
-    def __init__(self, dut):
+    def __init__(self, dut, gap: float | None = None):
+        """``gap``: the probability of a stall on each host stream (default: the settings')."""
         self.dut, self.s = dut, settings()
         s = self.s
         self.simulation = load_simulation(s["artifact"])
         self.plan = plan_for(self.simulation, HardwareConfig(s["pe"], s["simd"], None, s["act_bits"]))
         self.units = encoder_units(self.plan, s["tokens"], s["attention_lanes"], s["hidden_lanes"])
-        gap = s.get("gap", 0.0)
+        self.gap = gap = s.get("gap", 0.0) if gap is None else gap
         self.source = StreamSource(dut, "embed_in", dut.clk, gap, seed=11)
         self.sink = StreamSink(dut, "result_out", dut.clk, gap, seed=13)
         self.watch = {name: Watch(dut, f"trace_{name}") for name in ("codes", "context", "logits")}
-        self.records = []
+        self.records, self.sending = [], None
         Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self, cycles: int = 3):
         await reset_checked(self.dut, CONTROL_OUTPUTS, cycles)
 
     def embedding_beats(self, trace: dict) -> list[int]:
+        """The host's embedding stream: every member's rows, member 0 first, token after token."""
         r = self.units.residual
         beats = []
         for member in self.simulation.members:
             for row in trace[member.prefix + "embeddings.sum"]:
                 beats += [pack(beat, r.add_bits) for beat in lane_rows(row, r.beats, r.lanes)]
         return beats
+
+    def missing_rows(self, tokens: int, beats_sent: int) -> str:
+        """Which embedding rows the host has not streamed, after ``beats_sent`` beats of a sentence of
+        ``tokens`` tokens (for the message of a sentence that does not finish)."""
+        beats = self.units.residual.beats
+        rows_sent, total = beats_sent // beats, len(self.simulation.members) * tokens
+        if rows_sent >= total:
+            return f"all {total} embedding rows were taken"
+        first, last = divmod(rows_sent, tokens), divmod(total - 1, tokens)
+        return (f"{total - rows_sent} of {total} embedding rows were never taken, from member {first[0]} token "
+                f"{first[1]} to member {last[0]} token {last[1]}")
 
     def expected_codes(self, trace: dict, member) -> dict[int, list[np.ndarray]]:
         """Per token, the rows of codes its LayerNorms write, in order: each layer's input and FFN-in
@@ -133,7 +146,10 @@ class Bench:
             logits = beat_lanes(logit_beats[m], plan.labels, plan.value_bits)
             assert logits == [int(v) for v in trace[member.prefix + "logits"]], f"member {m}: logits differ"
 
-    async def run_sentence(self, ids: list[int], types: list[int]) -> dict:
+    async def run_sentence(self, ids: list[int], types: list[int], withhold_rows: int = 0,
+                           timeout_ns: int | None = None) -> dict:
+        """One sentence, checked, failing after ``timeout_ns`` (default ``self.timeout_ns``) with the
+        embedding rows the chip did not take; ``withhold_rows`` > 0 leaves the last rows unsent."""
         dut = self.dut
         trace = {}
         expected_logits = self.simulation.member_logits([ids], [types], trace=trace)
@@ -143,15 +159,22 @@ class Bench:
         dut.start.value = 1
         await RisingEdge(dut.clk)
         dut.start.value = 0
-        sending = cocotb.start_soon(self.source.send(self.embedding_beats(trace)))
-        answer = (await self.sink.receive(1))[0]
+        beats = self.embedding_beats(trace)
+        beats = beats[:len(beats) - withhold_rows * self.units.residual.beats]
+        self.sending = sending = cocotb.start_soon(self.source.send(beats))
+        timeout_ns = timeout_ns or self.timeout_ns(ids)
+        try:
+            answer = (await with_timeout(self.sink.receive(1), timeout_ns, "ns"))[0]
+        except SimTimeoutError:
+            raise AssertionError(f"no class after {timeout_ns // 10:,} cycles of a {len(ids)}-token sentence: "
+                                 f"{self.missing_rows(len(ids), self.source.sent)}") from None
         await sending
         await ReadOnly()
         assert resolved(dut.done) == 1 and resolved(dut.busy) == 0
         cycles = resolved(dut.cycles)
         model = inference_cycles(self.plan, self.units, len(ids)).total
         record = {"tokens": len(ids), "cycles": cycles, "model_cycles": model, "answer": answer,
-                  "simulator_answer": expected_answer, "wall_s": time.perf_counter() - started}
+                  "simulator_answer": expected_answer, "gap": self.gap, "wall_s": time.perf_counter() - started}
         self.records.append(record)
         dut._log.info("sentence of %d tokens: class %d (simulator %d), cycles %d (model %d), %.1f s",
                       len(ids), answer, expected_answer, cycles, model, record["wall_s"])
@@ -161,7 +184,23 @@ class Bench:
         return record
 
     def timeout_ns(self, ids) -> int:
+        """Twenty times the serial schedule's cycles and 100,000 more, in ns of the 10 ns clock."""
         return int(10 * (inference_cycles(self.plan, self.units, len(ids), serial=True).total * 20 + 100_000))
+
+    async def abandon(self, task=None) -> None:
+        """Cancel a sentence in flight (its ``task``, if it still runs) and reset: the chip must go
+        idle and answer nothing; the traces of the abandoned sentence are dropped."""
+        for running in (task, self.sending):  # the sentence, and its embedding stream's task
+            if running is not None and not running.done():
+                running.cancel()
+        self.source.valid.value = 0
+        await self.reset()
+        await ReadOnly()
+        assert resolved(self.dut.busy) == 0 and resolved(self.dut.done) == 0, "the reset did not idle the chip"
+        await RisingEdge(self.dut.clk)
+        await self.sink.expect_silence(50)
+        for watch in self.watch.values():
+            watch.take()
 
     def save(self):
         keys = ("pe", "simd", "act_bits", "tokens", "attention_lanes", "hidden_lanes")
@@ -174,5 +213,56 @@ async def sentences_match_simulator(dut):
     bench = Bench(dut)
     await bench.reset()
     for ids, types in bench.s["sentences"]:
-        await with_timeout(bench.run_sentence(ids, types), bench.timeout_ns(ids), "ns")
+        await bench.run_sentence(ids, types)
+    bench.save()
+
+
+@cocotb.test()
+async def stalls_on_the_host_streams(dut):
+    """The embedding stream and the class's reader pause on 30% of cycles: every trace and the class
+    still equal the simulator's (the counter counts the waits too, so it exceeds the model's)."""
+    bench = Bench(dut, gap=0.3)
+    await bench.reset()
+    for ids, types in bench.s["sentences"]:
+        await bench.run_sentence(ids, types)
+    bench.save()
+
+
+@cocotb.test()
+async def reset_in_the_middle(dut):
+    """A reset halfway through a sentence (by the schedule's cycles): the chip goes idle and answers
+    nothing, and the same sentence run again is exact."""
+    bench = Bench(dut)
+    await bench.reset()
+    ids, types = bench.s["sentences"][0]
+    task = cocotb.start_soon(bench.run_sentence(ids, types))
+    for _ in range(inference_cycles(bench.plan, bench.units, len(ids)).total // 2):
+        await RisingEdge(dut.clk)
+    await bench.abandon()
+    await bench.run_sentence(ids, types)
+    bench.save()
+
+
+@cocotb.test()
+async def embedding_stream_ends_early(dut):
+    """The host stops one row short: the chip waits for the row (busy, no class) and the testbench's
+    timeout names the row it never took; after a reset the whole sentence is exact."""
+    bench = Bench(dut)
+    await bench.reset()
+    ids, types = bench.s["sentences"][0]
+    waiting = 4 * inference_cycles(bench.plan, bench.units, len(ids)).total
+    try:
+        await bench.run_sentence(ids, types, withhold_rows=1, timeout_ns=10 * waiting)
+    except AssertionError as failure:
+        message = str(failure)
+    else:
+        raise AssertionError("the sentence was answered without its last embedding row")
+    last = len(bench.simulation.members) - 1
+    assert message.endswith(f"1 of {len(bench.simulation.members) * len(ids)} embedding rows were never taken, from "
+                            f"member {last} token {len(ids) - 1} to member {last} token {len(ids) - 1}"), message
+    await ReadOnly()
+    assert resolved(dut.busy) == 1, "the chip stopped waiting for the missing row"
+    await RisingEdge(dut.clk)
+    await bench.abandon()
+    await bench.run_sentence(ids, types)
     bench.save()

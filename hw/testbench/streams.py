@@ -80,9 +80,11 @@ class StreamSource:
     def __init__(self, dut, name: str, clk, gap: float = 0.0, seed: int = 0):
         self.payload, self.valid, self.ready = (getattr(dut, f"{name}__{s}") for s in ("payload", "valid", "ready"))
         self.clk, self.gap, self.rng = clk, gap, random.Random(seed)
+        self.sent = 0  # beats of the last ``send`` taken so far
         self.valid.value = 0
 
     async def send(self, beats: list[int]) -> None:
+        self.sent = 0
         for beat in beats:
             while self.gap and self.rng.random() < self.gap:  # a random bubble before this beat
                 self.valid.value = 0
@@ -94,6 +96,7 @@ class StreamSource:
                 await (RisingEdge(self.clk) if self.gap else RisingEdge(self.ready))
                 await ReadOnly()
             await RisingEdge(self.clk)  # the beat moves at this edge
+            self.sent += 1
         self.valid.value = 0
 
 
