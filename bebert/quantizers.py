@@ -145,15 +145,25 @@ class _Activation(nn.Module):
         super().__init__()
         self.step = nn.Parameter(torch.ones(1))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        # Reading the buffer makes a GPU wait for its queue on every forward; once it has been seen set, this
+        # remembers it. Loading a state dict forgets it (the loaded flag is read again on the next forward).
+        self._seen_initialized = False
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._seen_initialized = False
+        super()._load_from_state_dict(*args, **kwargs)
 
     def _initial_step(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def _maybe_initialize(self, x: torch.Tensor) -> None:
+        if self._seen_initialized:
+            return
         if not bool(self.initialized):
             with torch.no_grad():
                 self.step.copy_(self._initial_step(x.detach()).clamp_min(1e-5).reshape(1))
                 self.initialized.fill_(True)
+        self._seen_initialized = True
 
     def _grad_scale(self, x: torch.Tensor, qp: int) -> float:
         return 1.0 / math.sqrt(x.numel() * max(qp, 1))

@@ -214,9 +214,10 @@ def _run_stage(model, stage, train, *, batch_size, seed, checkpoint_path, world,
         epoch, step_in_epoch, elapsed = state["epoch"], state["step_in_epoch"], state["elapsed"]
         losses.extend(state["recent_losses"])
         choice.restore(state.get("selection"))
-        torch.set_rng_state(state["rng"])
+        # RNG states must be CPU byte tensors; map_location moved them to the model's device with the rest.
+        torch.set_rng_state(state["rng"].cpu())
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])  # dropout on the GPU draws from these
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])  # dropout on the GPU draws from these
 
     wrapped = nn.parallel.DistributedDataParallel(model) if world.size > 1 else model
     if teacher is not None:

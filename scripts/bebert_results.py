@@ -2,13 +2,15 @@
 
     python scripts/bebert_results.py [--parts glue members seeds perturb size] [--tasks sst2 mrpc rte cola stsb]
                                      [--report-only] [--runs runs] [--out results/bebert.md]
+                                     [--archive results/bebert-runs] [--no-report] [--machine TEXT]
 
 Every run is resumable and shared: rerunning the command continues where it stopped, and finished
 runs are only re-read. ``--parts`` chooses what to run; the report always holds every table. Runs
 are done in a fixed priority order (per task: the single 1-1-4 student, BEBERT 1-1-4 x2, the single
 1-1-1 student, BEBERT 1-1-1 x2, bagging, BEBERT x4; then the member ablation, then the extra seeds),
 and results/bebert.md is rewritten after each one, so a partial run already gives partial tables
-(cells not run yet show "-") and the targets measured so far.
+(cells not run yet show "-") and the targets measured so far. Several processes may share one --runs
+folder when no two of them train the same run: each with --no-report, and one --report-only at the end.
 
 Protocol: every recipe holds 10% of its training rows out (stratified, seeded); every stage, member
 included, keeps its best checkpoint on those rows (step 0 included): the first member by its own
@@ -315,7 +317,7 @@ def averages(table, tasks, columns) -> dict:
                 if all(value(table, t, c) is not None for t in tasks) else None) for c in columns}
 
 
-def render_glue(runs: Runs, tasks, table: dict) -> list[str]:
+def render_glue(runs: Runs, tasks, table: dict, machine: str | None = None) -> list[str]:
     lines = ["## GLUE dev (official metric per task, percent)", "",
              "| task | metric | rows trained on | " + " | ".join(HEADER) + " |",
              "| --- | --- | ---: | " + " | ".join("---:" for _ in HEADER) + " |"]
@@ -329,13 +331,20 @@ def render_glue(runs: Runs, tasks, table: dict) -> list[str]:
                      + " | ".join(cell(value(table, task, h)) for h in HEADER) + " |")
     mean = averages(table, tasks, HEADER[1:])
     lines.append("| **average** | | | - | " + " | ".join(cell(mean[h]) for h in HEADER[1:]) + " |")
-    lines += ["", "Hours of wall time on the 2 CPU cores that each cell cost, everything it needs included (the",
-              "teacher, counted in every column; the student, in every ensemble's; runs that shared the cores",
-              "with other work took longer than they would alone):", "",
-              "| task | " + " | ".join(HEADER[1:]) + " |", "| --- | " + " | ".join("---:" for _ in HEADER[1:]) + " |"]
+    if machine is None:
+        lines += ["", "Hours of wall time on the 2 CPU cores that each cell cost, everything it needs included (the",
+                  "teacher, counted in every column; the student, in every ensemble's; runs that shared the cores",
+                  "with other work took longer than they would alone):", ""]
+        unit_s, digits = 3600, 2
+    else:
+        lines += ["", f"Seconds of wall time on {machine} that each cell cost, everything it needs included (the",
+                  "teacher, counted in every column; the student, in every ensemble's; runs that shared the machine",
+                  "with other work took longer than they would alone):", ""]
+        unit_s, digits = 1, 0
+    lines += ["| task | " + " | ".join(HEADER[1:]) + " |", "| --- | " + " | ".join("---:" for _ in HEADER[1:]) + " |"]
     for task in tasks:
-        hours = [table[task][h] and table[task][h][2] for h in HEADER[1:]]
-        lines.append(f"| {task} | " + " | ".join("-" if s is None else f"{s / 3600:.2f}" for s in hours) + " |")
+        spent = [table[task][h] and table[task][h][2] for h in HEADER[1:]]
+        lines.append(f"| {task} | " + " | ".join("-" if s is None else f"{s / unit_s:.{digits}f}" for s in spent) + " |")
     floor = [f"{task} {h}" for task in tasks for h in HEADER[1:]
              if None not in (value(table, task, h), value(table, task, "majority class"))
              and value(table, task, h) <= value(table, task, "majority class") + 1e-9]
@@ -676,10 +685,11 @@ def render_size(runs: Runs) -> list[str]:
     return lines
 
 
-def render(runs: Runs, parts, tasks, glue_dir, wall_s: float) -> str:
+def render(runs: Runs, parts, tasks, glue_dir, wall_s: float, machine: str | None = None) -> str:
+    """The report; ``machine`` names where the runs ran when that was not the 2 CPU cores (wall times then in s)."""
     epochs, rate = MEMBER_SCHEDULES[TABLE_SCHEDULE]
     lines = ["# BEBERT results: binary ensembles on MiniLM (GLUE dev)", "",
-             "Written by `scripts/bebert_results.py` on 2 CPU cores (no GPU). Backbone all-MiniLM-L6-v2. Single",
+             f"Written by `scripts/bebert_results.py` on {machine or '2 CPU cores (no GPU)'}. Backbone all-MiniLM-L6-v2. Single",
              "models: the recipes bebert/recipes/<task>.yaml (1-1-4: fp32 teacher, then the binary student",
              "distilled in two stages) and <task>-w1e1a1.yaml where present (1-1-1: BiT's single joint stage under",
              "a float head), seed 42. Every recipe holds 10% of its training rows out, stratified and seeded; every",
@@ -695,7 +705,7 @@ def render(runs: Runs, parts, tasks, glue_dir, wall_s: float) -> str:
     table = glue_rows(runs, tasks)
     lines += render_targets(runs, tasks, table)
     if "glue" in parts:
-        lines += render_glue(runs, tasks, table)
+        lines += render_glue(runs, tasks, table, machine)
         lines += render_paper(tasks, table)
     if "members" in parts:
         lines += render_members(runs)
@@ -725,6 +735,12 @@ def main(argv=None) -> int:
                         help="where finished runs' small records are kept (in git) and read back from")
     parser.add_argument("--glue-dir")
     parser.add_argument("--out", default=str(REPO / "results" / "bebert.md"))
+    parser.add_argument("--no-report", action="store_true",
+                        help="only train: write neither the report nor the archive (for several processes sharing "
+                             "one --runs folder, whose reports would race; write both once at the end with --report-only)")
+    parser.add_argument("--machine", metavar="TEXT",
+                        help="where the runs ran, when not on the 2 CPU cores (e.g. 'one NVIDIA H200'): named in "
+                             "the report, whose wall-time table then counts seconds")
     args = parser.parse_args(argv)
     runs = Runs(Path(args.runs), args.glue_dir, Path(args.archive))
     started = time.perf_counter()
@@ -733,7 +749,7 @@ def main(argv=None) -> int:
 
     def report():  # every table, from whatever runs have finished; --parts and --tasks only choose what to run
         runs.save_archive()
-        text = render(runs, REPORT_PARTS, TASKS, args.glue_dir, time.perf_counter() - started)
+        text = render(runs, REPORT_PARTS, TASKS, args.glue_dir, time.perf_counter() - started, args.machine)
         out.write_text(text)
         return text
 
@@ -743,8 +759,10 @@ def main(argv=None) -> int:
         for description, job in jobs(args.parts, args.tasks, runs, args.only):
             print(f"== {description}", flush=True)
             job()
-            report()
-    print(report())
+            if not args.no_report:
+                report()
+    if not args.no_report:
+        print(report())
     return 0
 
 
