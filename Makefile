@@ -27,12 +27,11 @@ icarus:
 demo: $(STAMP)
 	$(BIN)/bebert demo
 	$(BIN)/bebert-hw gen --pe 64 --out runs/demo/accelerator
-	$(BIN)/bebert-hw cosim --sentences 2 --out runs/demo/cosim
-	$(BIN)/bebert-hw cosim --encoder --max-tokens 64 --sentences 2 --out runs/demo/cosim-encoder
+	$(BIN)/bebert-hw cosim --max-tokens 64 --sentences 2 --out runs/demo/cosim
 	$(BIN)/bebert-hw dse --no-synth --out runs/demo/dse
 
 test: $(STAMP) icarus
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -35,13 +35,11 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .blocks.buffers import buffers_resources
-from .blocks.ensemble_unit import SETTLE_CYCLES, ensemble_unit_resources
-from .blocks.output_unit import output_unit_resources
-from .blocks.param_memory import memory_resources, mux_luts
-from .blocks.pe_array import fold_cycles, pe_array_resources
+from .blocks.ensemble_unit import SETTLE_CYCLES
+from .blocks.param_memory import mux_luts
+from .blocks.pe_array import fold_cycles
 from .design.plan import MEMORIES, AcceleratorPlan
-from .engine import PEEngine, image_name
+from .engine import PEEngine, engine_resources, image_name
 from .resources import Resources, coefficients, linear_cost
 
 COUNTER_BITS = 40
@@ -262,14 +260,4 @@ def controller_resources(plan: AcceleratorPlan) -> Resources:
 
 def accelerator_resources(plan: AcceleratorPlan) -> dict[str, Resources]:
     """Every block's resources, as synth.py names the blocks (memories summed over resident slots)."""
-    cfg = plan.config
-    blocks = {
-        "controller": controller_resources(plan),
-        "buffers": buffers_resources(plan),
-        "pe_array": pe_array_resources(cfg.pe, cfg.simd, plan.acc_bits, plan.product_modes),
-        "output_unit": output_unit_resources(plan),
-        "ensemble_unit": ensemble_unit_resources(plan.labels, plan.value_bits, plan.score_bits, plan.combine),
-    }
-    for name, (words, width) in plan.memory_shapes.items():
-        blocks[f"{name}_memory"] = memory_resources(max(words, 1), width) * plan.resident
-    return blocks
+    return {"controller": controller_resources(plan), **engine_resources(plan)}

@@ -181,11 +181,11 @@ def cmd_gen(args) -> int:
     HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1)  # refuse bad numbers before compiling
     simulation = load_simulation(args.artifact or BUILTIN_DIR)
     plan = plan_for(simulation, configure(simulation, args.pe, args.simd, args.members, args.act_bits))
-    units = (encoder_build(plan, args.max_tokens, args.attention_lanes, args.hidden_lanes) if args.encoder
-             else None)
+    units = (None if args.products_only
+             else encoder_build(plan, args.max_tokens, args.attention_lanes, args.hidden_lanes))
     files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens, units=units)
     cfg = plan.config
-    kind = "encoder on chip" if args.encoder else "accelerator"
+    kind = "matrix-product accelerator" if args.products_only else "encoder on chip"
     print(f"{kind} for {simulation.path} ({plan.ensemble_members} member(s), {plan.resident} resident): "
           f"PE {cfg.pe} x SIMD {cfg.simd}, {cfg.act_bits}-bit activations")
     if units is not None:
@@ -232,9 +232,9 @@ def cmd_cosim(args) -> int:
     task = simulation.manifest["task"]["name"]
     examples = glue.load_split(task, "dev", args.glue_dir)[:args.sentences]
     encoded = [tokenizer.encode(e.text_a, e.text_b) for e in examples]
-    if args.encoder:
+    if not args.products_only:
         if args.netlist:
-            raise BebertError("--netlist simulates the matrix-product accelerator only; drop it with --encoder.")
+            raise BebertError("--netlist simulates the matrix-product accelerator only; add --products-only.")
         encoder_build(plan_for(simulation, config), args.max_tokens, args.attention_lanes, args.hidden_lanes)
         for i, (ids, _) in enumerate(encoded):
             if len(ids) > args.max_tokens:
@@ -242,12 +242,12 @@ def cmd_cosim(args) -> int:
                                   f"{args.max_tokens}; raise --max-tokens or take fewer --sentences.")
     what = f"Yosys' {args.netlist} netlist" if args.netlist else "the RTL"
     kind = (f"the encoder on chip (up to {args.max_tokens} tokens, {args.attention_lanes} attention lanes, "
-            f"{args.hidden_lanes} hidden lanes)" if args.encoder else "the accelerator")
+            f"{args.hidden_lanes} hidden lanes)" if not args.products_only else "the matrix-product accelerator")
     print(f"co-simulation of {kind}: {task} dev, {len(encoded)} sentence(s), PE {config.pe} x SIMD {config.simd}, "
           f"{config.act_bits}-bit activations, {what} in {args.simulator}; Verilog, images and the build in "
           f"{args.out}/ (the first build of a configuration takes minutes)")
     started = time.perf_counter()
-    if args.encoder:
+    if not args.products_only:
         results = cosimulate_encoder(artifact, config, encoded, Path(args.out), args.max_tokens, args.attention_lanes,
                                      args.hidden_lanes, gap=args.gap, waves=args.waves, simulator=args.simulator)
         checked = "every codes row, context row, member's logits and class"
@@ -289,7 +289,10 @@ def cmd_dse(args) -> int:
                  "pe": _int_list(args.pe, "--pe"), "simd": _int_list(args.simd, "--simd"),
                  "resident": _int_list(args.resident, "--resident"), "act_bits": _int_list(args.act_bits, "--act-bits"),
                  "mapping": args.mapping.split(",") if args.mapping else None, "tokens": args.tokens,
-                 "clock_mhz": args.clock_mhz, "synth_max_mbit": args.synth_max_mbit}
+                 "clock_mhz": args.clock_mhz, "synth_max_mbit": args.synth_max_mbit,
+                 "encoder": False if args.products_only else None, "max_tokens": args.max_tokens,
+                 "attention_lanes": _int_list(args.attention_lanes, "--attention-lanes"),
+                 "hidden_lanes": _int_list(args.hidden_lanes, "--hidden-lanes")}
     sweep = load_sweep(Path(args.spec) if args.spec else None, overrides)
     clock = (sweep["clock_mhz"], "given") if sweep["clock_mhz"] else measured_clock()
     out = Path(args.out)
@@ -300,7 +303,9 @@ def cmd_dse(args) -> int:
     csv_path = write_csv(result.rows, out / "dse.csv")
     accuracy = ensemble_accuracy(Path(args.accuracy)) if args.accuracy else {}
     plots = write_plots(result.rows, out, accuracy, member_latencies(sweep, clock[0]))
-    print(f"design-space exploration: {len(result.rows)} point(s) ({len(result.skipped)} skipped), clock "
+    scope = ("whole inferences, the encoder on chip" if sweep["encoder"] else
+             "the matrix products alone (the host runs attention and LayerNorms)")
+    print(f"design-space exploration of {scope}: {len(result.rows)} point(s) ({len(result.skipped)} skipped), clock "
           f"{clock[0]:.1f} MHz ({clock[1]}); {'synthesis' if result.synthesized else 'resource model only'}; "
           f"{time.perf_counter() - started:.0f} s in all, {result.synthesis_seconds:.0f} s of Yosys for designs not "
           "in the cache")
@@ -365,13 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                "fewer stream their parameters in before they run)")
     p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
     p.add_argument("--tokens", type=int, default=32, help="sentence length of the report's cycle counts (default 32)")
-    p.add_argument("--encoder", action="store_true", help="the whole encoder on chip (attention, softmax, "
-                                                          "LayerNorm, residuals): the host streams embedding rows only")
-    p.add_argument("--max-tokens", type=int, default=128, help="with --encoder: the longest sentence (default 128)")
-    p.add_argument("--attention-lanes", type=int, default=4, help="with --encoder: keys a cycle in the attention "
-                                                                  "units and softmax, a power of two (default 4)")
-    p.add_argument("--hidden-lanes", type=int, default=8, help="with --encoder: hidden values a cycle in the "
-                                                               "residual stream and LayerNorm (default 8)")
+    p.add_argument("--max-tokens", type=int, default=128, help="the longest sentence the build takes (default 128)")
+    p.add_argument("--attention-lanes", type=int, default=4, help="keys a cycle in the attention units and softmax, "
+                                                                  "a power of two (default 4)")
+    p.add_argument("--hidden-lanes", type=int, default=8, help="hidden values a cycle in the residual stream and "
+                                                               "LayerNorm (default 8)")
+    p.add_argument("--products-only", action="store_true", help="the matrix-product accelerator alone: attention, "
+                   "softmax, LayerNorms and residual adds left to the host (bebert.hw.host)")
     p.add_argument("--out", default="accelerator", help="output folder (default ./accelerator)")
     p.add_argument("--force", action="store_true", help="replace an output folder that holds other files")
     p.set_defaults(func=cmd_gen)
@@ -390,29 +395,39 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "read fails)")
     p.add_argument("--netlist", choices=["generic"], help="simulate Yosys' generic netlist of the design with its "
                                                           "images instead of the RTL (post-synthesis)")
-    p.add_argument("--encoder", action="store_true", help="the whole encoder on chip (as gen --encoder): the "
-                                                          "host streams embedding rows only")
-    p.add_argument("--max-tokens", type=int, default=128, help="with --encoder: the build's longest sentence "
-                                                               "(default 128); longer dev sentences are refused")
-    p.add_argument("--attention-lanes", type=int, default=4, help="with --encoder: keys a cycle (default 4)")
-    p.add_argument("--hidden-lanes", type=int, default=8, help="with --encoder: hidden values a cycle (default 8)")
+    p.add_argument("--max-tokens", type=int, default=128, help="the build's longest sentence (default 128); longer "
+                                                               "dev sentences are refused")
+    p.add_argument("--attention-lanes", type=int, default=4, help="keys a cycle (default 4)")
+    p.add_argument("--hidden-lanes", type=int, default=8, help="hidden values a cycle (default 8)")
+    p.add_argument("--products-only", action="store_true", help="the matrix-product accelerator alone (as gen "
+                   "--products-only), the host computing the rest of the encoder from its results")
     p.add_argument("--out", default="cosim", help="working folder (default ./cosim)")
     p.add_argument("--glue-dir", help="GLUE data folder (default: $BEBERT_GLUE_DIR, else shared/data/glue)")
     p.set_defaults(func=cmd_cosim)
-    p = sub.add_parser("dse", help="sweep PE, SIMD, resident members, activation bits and member mapping: cycle "
-                                   "and resource models, real synthesis (cached), CSV and plots")
+    p = sub.add_parser("dse", help="sweep PE, SIMD, resident members, activation bits, member mapping and the "
+                                   "encoder's lanes: whole inferences with the encoder on chip (cycle and resource "
+                                   "models, real synthesis, cached), CSV and plots")
     p.add_argument("--spec", help="sweep file (YAML) with any of the keys models, pe, simd, resident, act_bits, "
-                                  "mapping, tokens, clock_mhz; options below override it")
-    p.add_argument("--models", help="comma-separated: builtin, or <minilm|bert-base>:<1-1-4|1-1-1>:<members> "
+                                  "mapping, tokens, clock_mhz, synth_max_mbit, encoder, max_tokens, attention_lanes, "
+                                  "hidden_lanes; options below override it")
+    p.add_argument("--models", help="comma-separated: builtin, or <minilm|bert-base|tiny>:<1-1-4|1-1-1>:<members> "
                                     "(default builtin,minilm:1-1-4:1,minilm:1-1-4:4,bert-base:1-1-4:2)")
-    p.add_argument("--pe", help="comma-separated PE values (default 8,16)")
+    p.add_argument("--pe", help="comma-separated PE values (default 8,16,64)")
     p.add_argument("--simd", help="comma-separated SIMD values (default 32,64,128)")
-    p.add_argument("--resident", help="comma-separated members resident on chip (default 1,2,4)")
+    p.add_argument("--resident", help="comma-separated members resident on chip, products only (default 1,2,4; the "
+                                      "encoder on chip holds every member)")
     p.add_argument("--act-bits", help="comma-separated activation widths (default: each model's own)")
     p.add_argument("--mapping", help="multiplexed, replicated or both, comma-separated (default both)")
     p.add_argument("--tokens", type=int, help="sentence length of the cycle figures (default 32)")
     p.add_argument("--clock-mhz", type=float, help="clock for throughput and latency (default: the measured fmax "
                                                     "of results/timing.yaml, else 100 MHz)")
+    p.add_argument("--products-only", action="store_true", help="the matrix-product accelerator alone (the host runs "
+                                                                 "attention and LayerNorms), as before the encoder "
+                                                                 "on chip; default: whole inferences, encoder on chip")
+    p.add_argument("--max-tokens", type=int, help="the encoder's longest sentence, which sizes its units (default 128)")
+    p.add_argument("--attention-lanes", help="comma-separated keys a cycle of the attention units (default 4)")
+    p.add_argument("--hidden-lanes", help="comma-separated hidden values a cycle of the residual stream and "
+                                          "LayerNorm (default 8)")
     p.add_argument("--no-synth", action="store_true", help="resource model only, no synthesis")
     p.add_argument("--synth-max-mbit", type=float, help="synthesize only designs with at most this much parameter "
                                                          "memory on chip (default 80; a BERT-base member has 118)")

@@ -25,6 +25,10 @@ Streams and control:
   into the codes store (with its token), into the context store, and each member's logits.
 
 Every member must be resident (members that stream their parameters in are issue 16's).
+
+Resource model (``encoder_accelerator_resources``, below the RTL): the sum of the blocks' own models,
+by block as synthesis names them (hw/flows/synth.py), and the top's own logic (``controller_resources``);
+checked against Yosys by scripts/resource_check.py (results/resources.md).
 """
 
 from __future__ import annotations
@@ -36,16 +40,22 @@ from amaranth.lib.wiring import In, Out
 
 from .accelerator import COUNTER_BITS
 from .blocks.attention_pipeline import AttentionPipeline
-from .blocks.attention_products import stored_bits
-from .blocks.encoder_sequencer import EncoderSequencer, StepKind
-from .blocks.param_memory import ParamMemory
+from .blocks.attention_products import context_resources, score_resources, stored_bits
+from .blocks.credited_output import fifo_resources
+from .blocks.encoder_sequencer import EncoderSequencer, StepKind, sequencer_resources
+from .blocks.layer_norm import layer_norm_resources
+from .blocks.param_memory import ParamMemory, memory_resources, mux_luts
 from .blocks.residual_norm import ResidualNorm
-from .blocks.row_gearbox import GearboxShape, RowGearbox
-from .blocks.row_store import RowStore, RowStoreShape
+from .blocks.residual_stream import residual_resources
+from .blocks.row_gearbox import GearboxShape, RowGearbox, gearbox_resources
+from .blocks.row_store import RowStore, RowStoreShape, row_store_resources
+from .blocks.softmax import softmax_resources
+from .blocks.staircase_quantizer import quantizer_resources
 from .design.plan import AcceleratorPlan
 from .encoder_units import EncoderUnits
-from .engine import IMAGES_FOLDER, PEEngine, constant_table
-from .generator.encoder_images import EncoderLayout
+from .engine import IMAGES_FOLDER, PEEngine, constant_table, engine_resources
+from .generator.encoder_images import ENCODER_MEMORIES, EncoderLayout
+from .resources import Resources, coefficients, linear_cost
 
 TAG_QUEUE = 4  # product rows' tags waiting for the residual add (a row is tagged as its step is taken)
 
@@ -100,6 +110,33 @@ def build_problem(plan: AcceleratorPlan, units: EncoderUnits) -> str | None:
     return None
 
 
+def store_shapes(plan: AcceleratorPlan, units: EncoderUnits) -> tuple[RowStoreShape, RowStoreShape]:
+    """The codes store (a row of codes per token, L codes a write beat) and the context store (one row,
+    a head slice a write beat), both read SIMD codes a beat."""
+    cfg, a, r = plan.config, units.attention, units.residual
+    return (RowStoreShape(a.tokens, r.hidden, r.code_bits, r.lanes, cfg.simd),
+            RowStoreShape(1, a.heads * a.head_size, stored_bits(units.pipeline.context_codes), a.head_size, cfg.simd))
+
+
+def gearbox_shapes(plan: AcceleratorPlan, units: EncoderUnits) -> dict[str, GearboxShape]:
+    """The row gearboxes: K, V and Q codes from PE lanes to head slices; affine rows from PE lanes to L."""
+    cfg, a, r = plan.config, units.attention, units.residual
+    hidden = a.heads * a.head_size
+    return {
+        "key": GearboxShape(hidden, stored_bits(a.key), False, cfg.pe, a.head_size),
+        "value": GearboxShape(hidden, stored_bits(a.value), False, cfg.pe, a.head_size),
+        "query": GearboxShape(hidden, stored_bits(a.query), False, cfg.pe, a.head_size),
+        "residual": GearboxShape(r.hidden, plan.value_bits, True, cfg.pe, r.lanes),
+    }
+
+
+def tag_bits(units: EncoderUnits) -> int:
+    """A product row's tag for the residual norm: its token, embed, its staircase and its LayerNorm."""
+    r = units.residual
+    return ((r.tokens - 1).bit_length() + 1 + (r.threshold_words - 1).bit_length()
+            + (r.norm_words - 1).bit_length())
+
+
 class EncoderAccelerator(wiring.Component):
     def __init__(self, plan: AcceleratorPlan, units: EncoderUnits):
         problem = build_problem(plan, units)
@@ -108,16 +145,9 @@ class EncoderAccelerator(wiring.Component):
         self.plan, self.units = plan, units
         self.layout = EncoderLayout(plan, units)
         cfg, a, r = plan.config, units.attention, units.residual
-        self.codes_shape = RowStoreShape(a.tokens, r.hidden, r.code_bits, r.lanes, cfg.simd)
-        context_bits = stored_bits(units.pipeline.context_codes)
-        self.context_shape = RowStoreShape(1, a.heads * a.head_size, context_bits, a.head_size, cfg.simd)
-        hidden = a.heads * a.head_size
-        self.gearboxes = {
-            "key": GearboxShape(hidden, stored_bits(a.key), False, cfg.pe, a.head_size),
-            "value": GearboxShape(hidden, stored_bits(a.value), False, cfg.pe, a.head_size),
-            "query": GearboxShape(hidden, stored_bits(a.query), False, cfg.pe, a.head_size),
-            "residual": GearboxShape(r.hidden, plan.value_bits, True, cfg.pe, r.lanes),
-        }
+        self.codes_shape, self.context_shape = store_shapes(plan, units)
+        context_bits = self.context_shape.bits
+        self.gearboxes = gearbox_shapes(plan, units)
         super().__init__({
             "start": In(1),
             "length": In(range(a.tokens + 1)),
@@ -380,3 +410,109 @@ class EncoderAccelerator(wiring.Component):
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         return m
+
+
+# ---- the resource model ---------------------------------------------------------------------------
+# LUTs of the top module without its blocks, fitted on Yosys' synth_xilinx of the encoder top
+# (scripts/resource_check.py --fit): per bit of the parameter memories' read data selected by the
+# resident slot (param_memory.mux_luts; a LUT a bit with one slot too, the index's out-of-range
+# case), per PE lane's result bit (the output fold's routing to the gearboxes, the chain buffer and
+# the ensemble unit), per code bit of an input beat (the row loaded from one store or the other, the
+# activations' mask), and the rest (the FSM, the engine's job table, counters, the layer tables).
+LUT_COEFFICIENTS = coefficients("encoder_controller")
+# The blocks the encoder on chip adds to the matrix-product accelerator's (engine.py's blocks and a
+# controller): what issue 15's target "the new blocks' LUTs at most 30% of the design's" counts.
+ENCODER_BLOCKS = ("sequencer", "codes_store", "context_store", "key_gearbox", "value_gearbox", "query_gearbox",
+                  "residual_gearbox", "attention_pipeline", "attention_scores", "softmax", "attention_context",
+                  "context_staircase", "residual_norm", "residual_stream", "layer_norm", "tag_queue", "norm_memory",
+                  "hidden_thresholds_memory", "exp_table_memory", "context_thresholds_memory")
+
+
+def _bits(count: int) -> int:
+    """Bits of a signal of ``range(count)``."""
+    return (count - 1).bit_length()
+
+
+def controller_features(plan: AcceleratorPlan, units: EncoderUnits) -> dict[str, float]:
+    """The top's LUT structure counts (the coefficients' comment above)."""
+    cfg = plan.config
+    word_bits = plan.weight_width + plan.threshold_width + plan.affine_width
+    return {"memory_word_bits": word_bits * max(1, mux_luts(plan.resident)), "lane_bits": cfg.pe * plan.value_bits,
+            "simd_bits": cfg.simd * cfg.act_bits, "control": 1.0}
+
+
+def controller_flip_flops(plan: AcceleratorPlan, units: EncoderUnits) -> int:
+    """The top's registers: the engine's step state and operand registers, the FSM's, the sentence's
+    counters, the embedding rows' and the K/V writes' counters, the held layer constants, the loads'
+    delay line. As synthesis keeps them: the engine's slot is the member (every member resident), the
+    XNOR flag (and for BiT's codes the negation) is constant with one product mode, and of the held
+    constants one register per distinct bit pattern over the (member, layer) entries remains."""
+    cfg, a, r = plan.config, units.attention, units.residual
+    jobs, members = plan.jobs, plan.ensemble_members
+    layout = EncoderLayout(plan, units)
+    constants = [layout.layer(s, layer) for s in range(members) for layer in range(layout.layers)]
+    in_folds = max(plan.in_folds(j) for j in jobs) + 1
+    # the PE array's enable and clear, and the negative and XNOR flags where they vary
+    flags = 3 if plan.product_modes == ("and",) else 2 if len(plan.product_modes) == 1 else 4
+    engine = (_bits(len(jobs)) + _bits(max(members, 2))
+              + _bits(max(plan.out_folds(j) for j in jobs) + 1) + _bits(in_folds)
+              + _bits(plan.input_buffer_codes + plan.chain_buffer_codes + cfg.simd + 1)
+              + _bits(max(cfg.act_bits, 2)) + _bits(plan.weight_depth + 1)
+              + cfg.simd + flags + _bits(max(cfg.act_bits, 2)) + _bits(cfg.simd + 1))  # operands, valid, enable
+    token = _bits(a.tokens)
+    held = {tuple((getattr(c, name) >> bit) & 1 for c in constants)
+            for name in ("table_base", "table_last", "prob_step", "context_base")
+            for bit in range(_bits(max(getattr(c, name) for c in constants) + 1))}
+    held.discard((0,) * len(constants))
+    top = (COUNTER_BITS + 1 + _bits(a.tokens + 1) + 3  # cycles, done, length, the FSM's state
+           + _bits(max(members, 2)) + 2 + 2 * token + _bits(r.beats)  # the embedding rows
+           + len(held) + 2 * (token + _bits(a.heads))  # the attention's constants; K and V's token and head
+           + _bits(max(a.tokens, 2)) + 1 + 3 * _bits(in_folds) + 2)  # the load: row, store, issued, delay line
+    return engine + top
+
+
+def controller_resources(plan: AcceleratorPlan, units: EncoderUnits) -> Resources:
+    """The top module's own logic (the controller, the engine's job table and registers, the
+    routing between the blocks)."""
+    return Resources(lut=linear_cost(LUT_COEFFICIENTS, controller_features(plan, units)),
+                     ff=controller_flip_flops(plan, units), carry=COUNTER_BITS // 4)
+
+
+def tag_queue_resources(units: EncoderUnits) -> Resources:
+    """The tag queue: its storage and state (credited_output.fifo_resources), a LUT per state bit for
+    its pointers' and levels' increments and compares."""
+    fifo = fifo_resources(tag_bits(units), TAG_QUEUE - 3)
+    state = fifo.ff - tag_bits(units)  # beside the read register
+    return fifo + Resources(lut=state)
+
+
+def encoder_accelerator_resources(plan: AcceleratorPlan, units: EncoderUnits) -> dict[str, Resources]:
+    """Every block's resources, as synth.py names the blocks: the top's controller, the PE engine's
+    blocks and memories (engine.py), the sequencer, the row stores and gearboxes, the attention
+    pipeline's units and the residual norm's, the tag queue, and the encoder's parameter memories
+    (the exponential table once per softmax lane)."""
+    a, p, norm = units.attention, units.pipeline, units.norm
+    codes_shape, context_shape = store_shapes(plan, units)
+    layout = EncoderLayout(plan, units)
+    depths, widths = layout.depths(), layout.widths()
+    blocks = {
+        "controller": controller_resources(plan, units),
+        **engine_resources(plan),
+        "sequencer": sequencer_resources(plan.ensemble_members, layout.layers, a.tokens),
+        "codes_store": row_store_resources(codes_shape),
+        "context_store": row_store_resources(context_shape),
+        **{f"{name}_gearbox": gearbox_resources(shape) for name, shape in gearbox_shapes(plan, units).items()},
+        "attention_pipeline": Resources(),  # its glue: wires, and the units' busy flags joined
+        "attention_scores": score_resources(a),
+        "softmax": softmax_resources(units.softmax),
+        "attention_context": context_resources(a),
+        "context_staircase": quantizer_resources(p.staircase),
+        "residual_norm": Resources(lut=_bits(norm.residual.beats)),  # the gain/bias address: base + the beat
+        "residual_stream": residual_resources(norm.residual),
+        "layer_norm": layer_norm_resources(norm.layer_norm),
+        "tag_queue": tag_queue_resources(units),
+    }
+    for name in ENCODER_MEMORIES:
+        copies = a.lanes if name == "exp_table" else 1
+        blocks[f"{name}_memory"] = memory_resources(max(depths[name], 1), widths[name]) * copies
+    return blocks

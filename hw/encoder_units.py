@@ -1,11 +1,14 @@
 """The encoder blocks beside the PE array, sized for one compiled ensemble and one longest sentence.
 
-``encoder_units`` derives every block's shape (hw/blocks) from the members' constants: the
-attention's code formats and heads, the widest exponential table and probability step, the
-LayerNorm gains and biases, and the widths of the rows the residual add joins (a LayerNorm output
-plus a product's fixed-point output, or an embedding sum). Lanes are the build's choice: L keys a
-beat for the attention units and the softmax, L hidden values a beat for the residual stream and
-the LayerNorm unit.
+``encoder_units`` derives every block's shape (hw/blocks) from the members' constants
+(``EncoderConstants``): the attention's code formats and heads, the widest exponential table and
+probability step, the LayerNorm gains and biases, and the widths of the rows the residual add joins
+(a LayerNorm output plus a product's fixed-point output, or an embedding sum). A shape from
+dimensions (design/dims.py) has no trained constants: ``nominal_constants`` takes its code formats
+from its products and the fixed-point constants from the built-in model, so the design-space
+exploration can size (and synthesize) its encoder too. Lanes are the build's choice: L keys a beat
+for the attention units and the softmax, L hidden values a beat for the residual stream and the
+LayerNorm unit.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bebert.sim.program import Member
+from bebert.sim.program import Codes, Member
 
 from .blocks.attention_pipeline import PipelineShape
 from .blocks.attention_products import AttentionShape
@@ -22,6 +25,7 @@ from .blocks.layer_norm import LayerNormShape
 from .blocks.residual_norm import NormTiming
 from .blocks.residual_stream import ResidualShape
 from .blocks.softmax import SoftmaxShape
+from .design.dims import REFERENCE_ENCODER
 from .design.plan import AcceleratorPlan, signed_bits
 from .resources import ceil_div
 
@@ -54,33 +58,79 @@ def _largest(arrays) -> int:
     return max(int(np.abs(np.asarray(a, dtype=np.int64)).max()) for a in arrays)
 
 
-def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidden_lanes: int) -> EncoderUnits:
-    """The blocks of ``plan``'s members (an artifact's plan) for sentences of up to ``tokens`` tokens."""
-    members: list[Member] = plan.members or []
-    if not members:
-        raise ValueError(f"the plan of {plan.shape.name} has no members' constants to size the encoder blocks by")
+@dataclass(frozen=True)
+class EncoderConstants:
+    """What sizes the encoder blocks beside the plan: the attention's heads and code formats (the
+    probabilities' and the context staircase's), the deepest exponential table, the largest
+    probability step, LayerNorm gain and bias, and embedding sum."""
+
+    heads: int
+    head_size: int
+    query: Codes
+    key: Codes
+    probs: Codes
+    value: Codes
+    context: Codes
+    table_depth: int
+    prob_step_bound: int
+    gain_bound: int
+    bias_bound: int
+    embedding_bound: int
+
+
+def artifact_constants(members: list[Member]) -> EncoderConstants:
+    """The constants of compiled members: the widest over every member and layer."""
     first = members[0]
     att = first.layers[0].attention
-    attention = AttentionShape(tokens, att.heads, att.head_size, attention_lanes,
-                               att.query_codes, att.key_codes, att.probs_codes, att.value_codes)
     layers = [layer for member in members for layer in member.layers]
-    softmax = SoftmaxShape(tokens, attention_lanes, attention.score_bits,
-                           max(len(layer.attention.exp_table) for layer in layers), att.probs_codes.bits,
-                           max(int(layer.attention.prob_step) for layer in layers))
     norms = [m.embedding_norm for m in members] + [n for layer in layers for n in (layer.attention_norm,
                                                                                    layer.ffn_norm)]
-    hidden = first.position.shape[1]
-    gain, bias = _largest(n.gamma for n in norms), _largest(n.beta for n in norms)
-    out_bits = LayerNormShape(hidden, hidden_lanes, 16, gain, bias).out_bits  # whatever the input width
-    embedding_bound = max(_largest([m.word_scale]) + _largest([m.position]) + _largest([m.token_type])
-                          for m in members)
-    add_bits = max(signed_bits(embedding_bound), plan.value_bits, out_bits)  # a product's row or an embedding
-    layer_norm = LayerNormShape(hidden, hidden_lanes, add_bits + 1, gain, bias)  # the residual sum
+    return EncoderConstants(
+        att.heads, att.head_size, att.query_codes, att.key_codes, att.probs_codes, att.value_codes,
+        att.context_quantizer.codes, max(len(layer.attention.exp_table) for layer in layers),
+        max(int(layer.attention.prob_step) for layer in layers),
+        _largest(n.gamma for n in norms), _largest(n.beta for n in norms),
+        max(_largest([m.word_scale]) + _largest([m.position]) + _largest([m.token_type]) for m in members))
+
+
+def nominal_constants(plan: AcceleratorPlan, heads: int) -> EncoderConstants:
+    """The constants of a shape from dimensions (no trained members): the code formats its products
+    take and give (the layer's query, key and value codes; attention_output's input codes for the
+    context staircase; probabilities of the setting's width, unsigned: BinaryBERT's 4-bit, BiT's
+    {0, 1}), and the built-in model's fixed-point constants (dims.REFERENCE_ENCODER)."""
+    jobs = {job.name: job for job in plan.jobs}
+    query, key, value = (jobs[f"layer0.{name}"].output_codes for name in ("query", "key", "value"))
+    hidden = jobs["layer0.query"].k
+    if hidden % heads:
+        raise ValueError(f"{heads} heads do not divide the hidden width {hidden}")
+    ref = REFERENCE_ENCODER
+    return EncoderConstants(heads, hidden // heads, query, key, Codes(query.bits, signed=False), value,
+                            jobs["layer0.attention_output"].input_codes, ref["table_depth"],
+                            ref["prob_step_bound"], ref["gain_bound"], ref["bias_bound"], ref["embedding_bound"])
+
+
+def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidden_lanes: int,
+                  constants: EncoderConstants | None = None) -> EncoderUnits:
+    """The blocks for sentences of up to ``tokens`` tokens: of ``plan``'s members (an artifact's
+    plan), or of ``constants`` (a shape from dimensions: ``nominal_constants``)."""
+    if constants is None:
+        if not plan.members:
+            raise ValueError(f"the plan of {plan.shape.name} has no members' constants to size the encoder blocks by")
+        constants = artifact_constants(plan.members)
+    c = constants
+    attention = AttentionShape(tokens, c.heads, c.head_size, attention_lanes, c.query, c.key, c.probs, c.value)
+    softmax = SoftmaxShape(tokens, attention_lanes, attention.score_bits, c.table_depth, c.probs.bits,
+                           c.prob_step_bound)
+    first = plan.jobs[0]  # layer 0's query: the hidden width, the layer's input codes
+    hidden, layers = first.k, sum(1 for step in plan.steps if step.name.endswith(".qkv"))
+    out_bits = LayerNormShape(hidden, hidden_lanes, 16, c.gain_bound, c.bias_bound).out_bits  # whatever the input
+    add_bits = max(signed_bits(c.embedding_bound), plan.value_bits, out_bits)  # a product's row or an embedding
+    layer_norm = LayerNormShape(hidden, hidden_lanes, add_bits + 1, c.gain_bound, c.bias_bound)  # the residual sum
     beats = ceil_div(hidden, hidden_lanes)
-    per_member = 2 * len(first.layers) + 1  # staircases: per layer the input's and FFN-in's; the pooler's
-    residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, add_bits, first.layers[0].input_codes,
+    per_member = 2 * layers + 1  # staircases: per layer the input's and FFN-in's; the pooler's
+    residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, add_bits, first.input_codes,
                              out_bits + 1, plan.resident * per_member * beats,
                              norm_words=plan.resident * per_member * beats)  # LayerNorms: the embeddings', two a layer
-    pipeline = PipelineShape(attention, softmax, att.context_quantizer.codes, attention.context_bits + 1,
-                             plan.resident * len(first.layers) * att.heads)  # a head's thresholds a word
+    pipeline = PipelineShape(attention, softmax, c.context, attention.context_bits + 1,
+                             plan.resident * layers * c.heads)  # a head's thresholds a word
     return EncoderUnits(pipeline, NormTiming(residual, layer_norm))

@@ -13,18 +13,22 @@ The caller drives the buffers' load and chain ports (``buffers.load``, ``load_wo
 ``chain``) and the ensemble unit's ``clear`` and ``accumulate``: the matrix-product accelerator
 (accelerator.py) loads rows from its input stream, the encoder (encoder_accelerator.py) from its
 row stores.
+
+Resource model (``engine_resources``): its blocks' own models, by block as synthesis names them
+(hw/flows/synth.py); the job table, state and operand registers count with the caller's controller.
 """
 
 from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 
-from .blocks.buffers import RowBuffers
-from .blocks.ensemble_unit import EnsembleUnit
-from .blocks.output_unit import OutputUnit
-from .blocks.param_memory import ParamMemory
-from .blocks.pe_array import PEArray
+from .blocks.buffers import RowBuffers, buffers_resources
+from .blocks.ensemble_unit import EnsembleUnit, ensemble_unit_resources
+from .blocks.output_unit import OutputUnit, output_unit_resources
+from .blocks.param_memory import ParamMemory, memory_resources
+from .blocks.pe_array import PEArray, pe_array_resources
 from .design.plan import MEMORIES, AcceleratorPlan
+from .resources import Resources
 
 IMAGES_FOLDER = "images"
 
@@ -157,3 +161,18 @@ class PEEngine:
                     m.d.sync += self.weight_address.eq(self.weight_address + 1 - self.in_folds)
         with m.State("DRAIN"):
             m.next = "OUTPUT"
+
+
+# ---- the resource model ---------------------------------------------------------------------------
+def engine_resources(plan: AcceleratorPlan) -> dict[str, Resources]:
+    """The engine's blocks' resources (memories summed over the resident slots)."""
+    cfg = plan.config
+    blocks = {
+        "buffers": buffers_resources(plan),
+        "pe_array": pe_array_resources(cfg.pe, cfg.simd, plan.acc_bits, plan.product_modes),
+        "output_unit": output_unit_resources(plan),
+        "ensemble_unit": ensemble_unit_resources(plan.labels, plan.value_bits, plan.score_bits, plan.combine),
+    }
+    for name, (words, width) in plan.memory_shapes.items():
+        blocks[f"{name}_memory"] = memory_resources(max(words, 1), width) * plan.resident
+    return blocks

@@ -159,18 +159,44 @@ def block_ram_grid(depth: int, width: int) -> tuple[int, Resources]:
     return rows, Resources(lut=width * mux_luts(rows), bram36=tiles if big else 0, bram18=0 if big else tiles)
 
 
-def row_buffer(width: int, depth: int, shared_address: bool) -> Resources:
+def row_buffer(width: int, depth: int, shared_address: bool, group_bits: int | None = None) -> Resources:
     """An inferred RAM of ``depth`` words of ``width`` bits with a registered read port, as Yosys
     maps it on 7-series parts. Up to 32 words: RAM32M cells, four LUTs holding 8 bits when the write
     and the read share one address (``shared_address``), 6 bits when they do not; up to 64 words:
     RAM64X1S (a LUT a bit) with a shared address, RAM64M (four LUTs, 3 bits) without; deeper: block
     RAM tiles (``tile_geometry``), with a read mux over their rows. Distributed RAM reads into fabric
-    flip-flops; block RAM keeps its read register inside the tile."""
+    flip-flops; block RAM keeps its read register inside the tile. A RAM written in groups of
+    ``group_bits`` (a write enable per group) holds each group in whole cells (distributed RAM) or
+    whole 9-bit bytes (block RAM, ``byte_lane_grid``)."""
+    groups, group = (ceil_div(width, group_bits), group_bits) if group_bits and group_bits < width else (1, width)
     if depth <= 64:
         bits_per_cell, luts_per_cell = ((8 if shared_address else 6, 4) if depth <= 32
                                         else (1, 1) if shared_address else (3, 4))
-        return Resources(lutram=luts_per_cell * ceil_div(width, bits_per_cell), ff=width)
+        return Resources(lutram=luts_per_cell * groups * ceil_div(group, bits_per_cell), ff=width)
+    if groups > 1:
+        return byte_lane_grid(depth, groups, group)[1]
     return block_ram_grid(depth, width)[1]
+
+
+# Yosys' costs of a RAMB36 and a RAMB18 tile (share/xilinx/brams_xc4v.txt), by which it maps inferred RAMs.
+RAMB36_COST, RAMB18_COST = 257, 129
+
+
+def byte_lane_grid(depth: int, groups: int, group_bits: int) -> tuple[int, Resources]:
+    """(rows, resources) of an inferred RAM written in ``groups`` groups of ``group_bits`` bits (a
+    write enable each), as Yosys maps it: every group in whole 9-bit bytes of a tile (a 32-bit group
+    takes four), so only the 9-, 18-, 36- and 72-bit geometries serve; the grid of least cost
+    (RAMB36_COST, RAMB18_COST), ties to fewer rows; a read mux over the rows."""
+    lane_bytes = groups * ceil_div(group_bits, 9)
+    options = []
+    for big, geometries in ((True, RAMB36_GEOMETRIES), (False, RAMB18_GEOMETRIES)):
+        for d, w in geometries:
+            if w % 9 == 0:
+                rows, tiles = ceil_div(depth, d), ceil_div(depth, d) * ceil_div(lane_bytes, w // 9)
+                options.append((tiles * (RAMB36_COST if big else RAMB18_COST), rows, tiles, big))
+    _, rows, tiles, big = min(options)
+    width = groups * group_bits
+    return rows, Resources(lut=width * mux_luts(rows), bram36=tiles if big else 0, bram18=0 if big else tiles)
 
 
 def finn_r_mvau_luts(pe: int, simd: int, weight_bits: int, act_bits: int, mw: int, out_bits: int,

@@ -1,6 +1,6 @@
 """The encoder blocks' resource models against Yosys synth_xilinx, each block over a range of shapes.
 
-    python scripts/block_check.py [--block layer_norm|softmax ...] [--fit [--write]]
+    python scripts/block_check.py [--block layer_norm|softmax|... ...] [--fit [--write]]
 
 Synthesizes each block alone at each of its shapes (hw/flows/synth.py, cached by the Verilog's hash),
 evaluates the block's resource model and writes results/<block>_resources.md with both. ``--fit``
@@ -19,13 +19,15 @@ import numpy as np
 from amaranth.back import verilog
 from scipy.optimize import nnls
 
-from bebert.hw.blocks import attention_products, layer_norm, residual_stream, softmax
+from bebert.hw.blocks import (attention_products, encoder_sequencer, layer_norm, residual_stream, row_gearbox, row_store,
+                              softmax, staircase_quantizer)
 from bebert.hw.testbench.attention import shape_of
 from bebert.hw.testbench.residual_stream import shape_of as residual_shape
 from bebert.hw.resources import CALIBRATION, coefficients, linear_cost, store_lut_coefficients
 from bebert.hw.flows.synth import design_jobs, synthesize
 from bebert.sim.fixed import FRAC
 from bebert.sim.program import Codes
+from bebert.hw.design.dims import SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
 FIELDS = ("lut", "ff", "lutram", "bram36", "bram18", "dsp")
@@ -53,6 +55,30 @@ RESIDUAL_SHAPES = [residual_shape(*shape) for shape in [
     (32, 384, 16, "1-1-4"), (128, 384, 16, "1-1-4"), (128, 768, 32, "1-1-4"), (8, 64, 4, "1-1-4"),
     (32, 384, 16, "1-1-1"), (128, 768, 8, "1-1-1")]]
 ATTENTION_NOTE = "Codes: 1-1-4 (4-bit signed queries, keys, values; 4-bit probabilities) or 1-1-1 (BiT's)."
+
+
+@dataclass(frozen=True)
+class SequencerShape:
+    members: int
+    layers: int
+    tokens: int
+
+
+def _sequencer(s: SequencerShape):
+    return encoder_sequencer.EncoderSequencer(s.members, s.layers, s.tokens)
+
+
+def _sequencer_model(function):
+    return lambda s: function(s.members, s.layers, s.tokens)
+
+
+S4, BIPOLAR = SETTINGS["1-1-4"], SETTINGS["1-1-1"]
+# (lanes, values, value bits, threshold bits, codes, threshold words, tag bits): the built-in model's context
+# staircase (a 32-wide head a beat, 4-bit codes) at 32 and 128 tokens, BiT's, BERT-base's 64-wide heads, the
+# tests' tiny heads, and the residual stream's norm path (8 lanes of 31-bit states, a token tag)
+QUANTIZER_SHAPES = [staircase_quantizer.QuantizerShape(*shape) for shape in [
+    (32, 384, 13, 14, S4, 144), (32, 384, 15, 16, S4, 144), (32, 384, 7, 8, BIPOLAR, 144), (64, 768, 15, 16, S4, 288),
+    (8, 32, 12, 13, S4, 16), (8, 384, 31, 32, S4, 1248, 5)]]
 BLOCKS = {
     "layer_norm": Block(
         "The LayerNorm unit", layer_norm.LayerNormUnit,
@@ -78,6 +104,33 @@ BLOCKS = {
     "attention_scores": Block(
         "The attention score unit", attention_products.ScoreUnit, ATTENTION_SHAPES,
         attention_products.score_features, attention_products.score_resources, ATTENTION_NOTE),
+    "sequencer": Block(
+        "The encoder's sequencer", _sequencer,
+        # (members, layers, longest sentence): the built-in model at 32 and 128 tokens, BERT-base, the tests' tiny ones
+        [SequencerShape(*shape) for shape in [(2, 6, 32), (2, 6, 128), (4, 12, 128), (2, 2, 16), (3, 2, 12),
+                                              (1, 12, 512)]],
+        _sequencer_model(encoder_sequencer.sequencer_features), _sequencer_model(encoder_sequencer.sequencer_resources),
+        "A ready flag per token of the longest sentence."),
+    "staircase_quantizer": Block(
+        "The staircase quantizer", staircase_quantizer.StaircaseQuantizer, QUANTIZER_SHAPES,
+        staircase_quantizer.quantizer_features, staircase_quantizer.quantizer_resources,
+        "Alone, as the attention pipeline's context staircase (in the residual stream its LUTs count with the stream's)."),
+    "row_gearbox": Block(
+        "The row gearbox", row_gearbox.RowGearbox,
+        # (values, bits, signed, in width, out width): the built-in model's at PE 64 (K/V/Q codes into 32-wide
+        # heads, 31-bit affine rows into 8 lanes), at PE 16 (a head is two beats), and the tests' tiny ones
+        [row_gearbox.GearboxShape(*shape) for shape in [
+            (384, 4, False, 64, 32), (384, 31, True, 64, 8), (384, 4, False, 16, 32), (384, 31, True, 16, 8),
+            (32, 4, False, 8, 8), (32, 31, True, 16, 8)]],
+        row_gearbox.gearbox_features, row_gearbox.gearbox_resources, "Two rows buffered."),
+    "row_store": Block(
+        "The row store", row_store.RowStore,
+        # (rows, values, bits, in width, out width): the codes store at 32 and 128 tokens (L 8 in, SIMD 64 out),
+        # the context store (a head in, SIMD out), BiT's 1-bit codes, the tests' tiny ones
+        [row_store.RowStoreShape(*shape) for shape in [
+            (32, 384, 4, 8, 64), (128, 384, 4, 8, 64), (1, 384, 4, 32, 64), (128, 384, 1, 8, 32), (16, 32, 4, 4, 16),
+            (1, 32, 4, 8, 16)]],
+        None, row_store.row_store_resources, "Structural model (no fitted coefficient)."),
     "attention_context": Block(
         "The attention context unit", attention_products.ContextUnit, ATTENTION_SHAPES,
         attention_products.context_features, attention_products.context_resources, ATTENTION_NOTE),
@@ -94,7 +147,7 @@ def describe(value) -> str:
 def check(name: str, block: Block, fit: bool, write: bool, workers: int | None) -> str:
     designs = [design_jobs(verilog.convert(block.unit(s), name=name, emit_src=False), name) for s in block.shapes]
     found = [result.total for result in synthesize(designs, workers=workers)]
-    if fit:
+    if fit and block.features is not None:
         features = [block.features(s) for s in block.shapes]
         names = list(features[0])
         # the LUTs the model counts outside the fitted features (a block RAM's read mux, say)

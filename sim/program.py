@@ -22,6 +22,8 @@ NumPy only; the PyTorch integer mode and the RTL's memory images use these same 
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -410,9 +412,12 @@ def context_staircase(layer: Layer, length: int) -> Staircase:
 
 
 def compile_ensemble(artifact) -> list[Member]:
+    """Every member's program, compiled side by side in threads: the staircase tables are NumPy and
+    SciPy ufuncs over large arrays, which run without the GIL."""
     try:
         members = artifact.manifest["members"]
-        return [compile_member(artifact, str(m["prefix"]), float(m["weight"])) for m in members]
+        with ThreadPoolExecutor(max_workers=max(1, min(len(members), os.cpu_count() or 1))) as pool:
+            return list(pool.map(lambda m: compile_member(artifact, str(m["prefix"]), float(m["weight"])), members))
     except (KeyError, TypeError) as exc:
         raise ArtifactError(f"{artifact.path / 'manifest.yaml'} lacks a valid model description ({exc}).") from None
 

@@ -59,14 +59,19 @@ def test_two_member_1_1_4_ensemble_matches_simulator(tmp_path, tiny_14_two, simu
                                  testcase="sentences_match_simulator", simulator=simulator), len(SENTENCES))
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
+# The matrix-product accelerator is now the secondary build (gen --products-only): Icarus runs its
+# image-initialized ensemble in the fast suite, the streamed and stalled ones with the slow tests.
+VERILATOR_FAST = [pytest.param("verilator"), pytest.param("icarus", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("simulator", VERILATOR_FAST)
 def test_four_member_1_1_1_ensemble_streamed_in(tmp_path, tiny_11_four, simulator):
     """Four BiT members joined by vote on 6 lanes x 24 bits, two resident: parameters stream in."""
     assert_exact(cosimulate_text(tmp_path, tiny_11_four, HardwareConfig(6, 24, 2, 1), SENTENCES[:2],
                                  testcase="sentences_match_simulator", simulator=simulator), 2)
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("simulator", VERILATOR_FAST)
 def test_backpressure_and_reset(tmp_path, tiny_14_two, simulator):
     """Random stalls on all three streams (30% of cycles on each side), parameters reloaded through the
     load stream, then a reset in the middle of a sentence."""
@@ -76,6 +81,7 @@ def test_backpressure_and_reset(tmp_path, tiny_14_two, simulator):
     assert all(r["stalls"] > 0 for r in results["sentences"])  # the stalls really happened
 
 
+@pytest.mark.slow
 def test_post_synthesis_netlist_matches_simulator(tmp_path, tiny_14_two):
     """Yosys' generic netlist of the 2-member 1-1-4 accelerator, synthesized with its memory images,
     in Verilator: every result, the class and the cycle counter as the simulator and the model say."""

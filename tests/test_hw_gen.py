@@ -128,7 +128,7 @@ def test_host_program_with_the_simulators_arithmetic_equals_the_simulator(tiny):
 def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     path, simulation = tiny
     out = tmp_path / "accelerator"
-    result = hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out, "--tokens", 10)
+    result = hw("gen", "--products-only", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out, "--tokens", 10)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(["bebert_accelerator.v", "bebert_param_memory.v", "bebert_lut6.v", LINT_WAIVERS_FILE,
@@ -151,19 +151,19 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
         assert words[:spec["words"]] == images.words(memory) and not any(words[spec["words"]:])
     assert f"module {TOP}(" in (out / "bebert_accelerator.v").read_text()
     # a second run replaces its own earlier output; a folder of other files is refused
-    assert hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out).returncode == 0
+    assert hw("gen", "--products-only", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out).returncode == 0
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    refused = hw("gen", "--artifact", path, "--out", other)
+    refused = hw("gen", "--products-only", "--artifact", path, "--out", other)
     assert refused.returncode == 2 and "holds other files" in refused.stderr
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     # missing parent folders are created; a file in the way is refused with one sentence
-    assert hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", tmp_path / "a" / "b").returncode == 0
-    blocked = hw("gen", "--artifact", path, "--out", other / "notes.txt" / "x")
+    assert hw("gen", "--products-only", "--artifact", path, "--pe", 8, "--simd", 16, "--out", tmp_path / "a" / "b").returncode == 0
+    blocked = hw("gen", "--products-only", "--artifact", path, "--out", other / "notes.txt" / "x")
     assert blocked.returncode == 2 and "Cannot create the output folder" in blocked.stderr
     # a folder that cannot be written into: one sentence, no traceback, nothing left behind
-    unwritable = hw("gen", "--artifact", path, "--pe", 8, "--simd", 16, "--out", "/proc/nope")
+    unwritable = hw("gen", "--products-only", "--artifact", path, "--pe", 8, "--simd", 16, "--out", "/proc/nope")
     assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
     assert unwritable.stderr.strip() == "bebert-hw: error: Cannot write into /proc for the output folder /proc/nope: " \
                                         "No such file or directory."
@@ -176,12 +176,12 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     (["--members", 3], "--members 3 exceeds the model's 2"),
     (["--tokens", 0], "--tokens must be a positive"),
     (["--tokens", 100000], "--tokens 100000 is outside the model's sentence lengths, 1 to 512 tokens"),
-    (["--encoder", "--max-tokens", 600], "--max-tokens 600 is outside the model's sentence lengths, 1 to 512"),
-    (["--encoder", "--max-tokens", 16], "--tokens 32 is longer than the build's longest sentence, --max-tokens 16"),
-    (["--encoder", "--attention-lanes", 3], "attention lanes must be a power of two from 1 to the longest"),
-    (["--encoder", "--hidden-lanes", 0], "LayerNorm lanes must be 1 to the row width 384, not 0"),
-    (["--encoder", "--pe", 48], "PE 48 and the head size 32 must divide one into the other"),
-    (["--encoder", "--members", 1], "the encoder on chip needs every member resident, not 1 of 2"),
+    (["--max-tokens", 600], "--max-tokens 600 is outside the model's sentence lengths, 1 to 512"),
+    (["--max-tokens", 16], "--tokens 32 is longer than the build's longest sentence, --max-tokens 16"),
+    (["--attention-lanes", 3], "attention lanes must be a power of two from 1 to the longest"),
+    (["--hidden-lanes", 0], "LayerNorm lanes must be 1 to the row width 384, not 0"),
+    (["--pe", 48], "PE 48 and the head size 32 must divide one into the other"),
+    (["--members", 1], "the encoder on chip needs every member resident, not 1 of 2"),
 ])
 def test_gen_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
     out = tmp_path / "never"
@@ -193,26 +193,18 @@ def test_gen_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
 
 
 def test_builtin_gen_default(tmp_path):
-    """README's command on the built-in model: 2 members resident, the report's cycles."""
+    """README's command on the built-in model: the encoder on chip for sentences of up to 128 tokens,
+    both members resident, the encoder's memory images beside the members', and the report's cycles
+    from the schedule's model (exact against the RTL, tests/test_hw_encoder_accelerator.py)."""
     out = tmp_path / "accelerator"
     result = hw("gen", "--pe", 64, "--out", out)
     assert result.returncode == 0, result.stderr
     report = yaml.safe_load((out / REPORT_FILE).read_text())
     assert report["parameters"] == {"pe": 64, "simd": 64, "act_bits": 4, "members_resident": 2,
                                     "ensemble_members": 2, "combine": "logits"}
-    assert report["cycles"]["per_inference"] > 0
-
-
-def test_builtin_gen_encoder(tmp_path):
-    """`gen --encoder` on the built-in model: the encoder's memory images beside the members', and the
-    report's cycles from the schedule's model (exact against the RTL, tests/test_hw_encoder_accelerator.py)."""
-    out = tmp_path / "encoder"
-    result = hw("gen", "--encoder", "--max-tokens", 32, "--out", out)
-    assert result.returncode == 0, result.stderr
-    report = yaml.safe_load((out / REPORT_FILE).read_text())
-    assert report["encoder"]["max_tokens"] == 32 and report["encoder"]["attention_lanes"] == 4
+    assert report["encoder"]["max_tokens"] == 128 and report["encoder"]["attention_lanes"] == 4
     plan = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(64, 64, None, 4))
-    assert report["cycles"]["per_inference"] == inference_cycles(plan, encoder_units(plan, 32, 4, 8), 32).total
+    assert report["cycles"]["per_inference"] == inference_cycles(plan, encoder_units(plan, 128, 4, 8), 32).total
     for name, words in report["encoder"]["memory_words"].items():
         tiles = sorted((out / "images" / f"encoder_{name}").glob("*.hex"))
         assert tiles and sum(len(t.read_text().split()) for t in tiles) >= words
@@ -253,11 +245,22 @@ def test_cosim_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.parametrize("args,words", [
+    (["--max-tokens", 4], "Dev sentence 1 has 12 tokens, more than the build's --max-tokens 4"),
+    (["--netlist", "generic"], "--netlist simulates the matrix-product accelerator only; add --products-only"),
+])
+def test_cosim_refuses_what_the_encoder_build_cannot_run(tmp_path, glue_dir, args, words):
+    """A dev sentence longer than the build, or a netlist of the encoder: one sentence, exit 2, nothing written."""
+    result = hw("cosim", *args, "--sentences", 2, "--glue-dir", glue_dir, "--out", tmp_path / "never")
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "never").exists()
+
+
 def test_cosim_command_on_a_real_dev_sentence(tiny, tmp_path, glue_dir):
     """`bebert-hw cosim` as a user runs it: the first SST-2 dev sentence through a tiny ensemble."""
     path, _ = tiny
     result = subprocess.run([sys.executable, "-m", "bebert.hw.cli", "cosim", "--artifact", str(path), "--pe", "8",
-                             "--simd", "16", "--sentences", "1", "--out", "runs/cosim", "--glue-dir", str(glue_dir)],
+                             "--simd", "16", "--max-tokens", "24", "--attention-lanes", "2", "--sentences", "1", "--out", "runs/cosim", "--glue-dir", str(glue_dir)],
                             capture_output=True, text=True, cwd=tmp_path)  # a relative --out, as make demo gives
     assert result.returncode == 0, result.stderr[-2000:]
     assert "sentence   1:" in result.stdout and "equal to the simulator's" in result.stdout

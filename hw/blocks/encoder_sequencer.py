@@ -17,6 +17,10 @@ there, as a scoreboard of ready flags says:
 member's head is taken. Every state and flag is a register; ``step.valid`` is a function of them
 only, so a step is offered the cycle after the event it waits for, and taken the cycle the engine
 is ready.
+
+Resource model (``sequencer_resources``): its registers counted; LUTs linear in the scoreboard's
+token bits (each flag's set and clear decode, the sentence-length compare that masks it, the ready
+flag's select) and a constant for the phase logic, fitted on Yosys (scripts/block_check.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from __future__ import annotations
 from amaranth import Cat, Module, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from ..resources import Resources, coefficients, linear_cost
 
 
 class StepKind(enum.Enum, shape=3):
@@ -153,3 +159,27 @@ class EncoderSequencer(wiring.Component):
             m.d.sync += [self.busy.eq(1), member.eq(0), layer.eq(0), phase.eq(Phase.KEY_VALUE), t.eq(0),
                          codes_ready.eq(0), context_ready.eq(0)]
         return m
+
+
+# ---- the resource model ---------------------------------------------------------------------------
+LUT_COEFFICIENTS = coefficients("sequencer")
+
+
+def _bits(count: int) -> int:
+    """Bits of a signal of ``range(count)``, at least one."""
+    return max(1, (count - 1).bit_length())
+
+
+def sequencer_features(members: int, layers: int, tokens: int) -> dict[str, float]:
+    """LUT structure counts: per token of the scoreboard its flag's logic, each a compare of a
+    token's bits (``flag_bits``); the counters' increments and compares (``counter_bits``); the rest."""
+    token_bits = _bits(tokens + 1)
+    return {"flag_bits": tokens * token_bits,
+            "counter_bits": _bits(max(members, 2)) + _bits(max(layers, 2)) + token_bits, "control": 1.0}
+
+
+def sequencer_resources(members: int, layers: int, tokens: int) -> Resources:
+    """LUTs from the features; flip-flops: the member, layer and token counters, a ready flag per
+    token and the context's, the phase and ``busy``."""
+    ff = _bits(max(members, 2)) + _bits(max(layers, 2)) + _bits(tokens + 1) + tokens + 1 + 3 + 1
+    return Resources(lut=linear_cost(LUT_COEFFICIENTS, sequencer_features(members, layers, tokens)), ff=ff)

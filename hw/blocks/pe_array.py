@@ -123,9 +123,22 @@ def pe_array_cells(pe: int, simd: int, modes: tuple[str, ...]) -> int:
     return pe * compressor_shape(simd, lane_kind(modes)).cells + shared
 
 
+# synth_xilinx maps a lane's multiply-accumulate into a DSP48 only for a result of 9 bits or more
+# (its DSP_Y_MINWIDTH); narrower accumulators (BiT's codes over rows of under about 128 inputs) stay in
+# fabric: the accumulator's flip-flops and about 5.25 LUTs per accumulator bit for the pre-add, the
+# signed weight and the add (measured: 42 LUTs a lane at 8 bits, SIMD 8 and 12).
+DSP_MIN_ACC_BITS = 9
+FABRIC_LANE_LUTS_PER_BIT = 5.25
+
+
 def pe_array_resources(pe: int, simd: int, acc_bits: int, modes: tuple[str, ...] = ("and",)) -> Resources:
     """Resources of the PE array: per lane a compressor tree and one DSP48 slice (pre-add, multiply,
-    accumulate in its P register), and the shared popcount of the activations."""
+    accumulate in its P register), or below DSP_MIN_ACC_BITS its accumulate in fabric, and the shared
+    popcount of the activations."""
     lut = pe_array_cells(pe, simd, modes) + linear_cost(LUT_COEFFICIENTS, pe_array_features(pe, simd, acc_bits, modes))
     lane = compressor_shape(simd, lane_kind(modes))
-    return Resources(lut=lut, dsp=pe, carry=pe * max(lane.rows - 1, 0) * ceil_div(lane.columns, 4))
+    carry = pe * max(lane.rows - 1, 0) * ceil_div(lane.columns, 4)
+    if acc_bits < DSP_MIN_ACC_BITS:
+        return Resources(lut=lut + pe * FABRIC_LANE_LUTS_PER_BIT * acc_bits, ff=pe * acc_bits,
+                         carry=carry + pe * 2 * ceil_div(acc_bits, 4))
+    return Resources(lut=lut, dsp=pe, carry=carry)

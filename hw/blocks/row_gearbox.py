@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from .compressor import times_constant
 from .credited_output import credited_output, fifo_resources
 from .row_store import BeatWidths
-from ..resources import Resources, ceil_div, row_buffer
+from ..resources import Resources, ceil_div, coefficients, linear_cost, row_buffer
 
 READ_STAGES = 2  # the RAM's read, the group selected and padding masked
 ROW_LATENCY = 1 + READ_STAGES + 2  # the slot marked full, the stages, the FIFO's write and output register
@@ -138,15 +138,29 @@ class RowGearbox(wiring.Component):
 
 
 # ---- the resource model ---------------------------------------------------------------------------
-def gearbox_resources(shape: GearboxShape) -> Resources:
-    """The two row slots in distributed or block RAM, the group select and padding mask in LUTs (a
-    ratio:1 mux per output bit when the output is the narrow side), the output FIFO, and the
-    counters."""
+LUT_COEFFICIENTS = coefficients("row_gearbox")
+
+
+def gearbox_features(shape: GearboxShape) -> dict[str, float]:
+    """LUT structure counts: the group select when the output is the narrow side (a ratio:1 mux per
+    output bit: one LUT for 2:1 to 4:1, then one more per three further ways), and the rest (the
+    counters, the slot flags, the write enables)."""
     s = shape
     out_bits = s.out_width * s.bits
-    select_luts = 0 if s.in_width < s.out_width else out_bits * ceil_div(s.ratio - 1, 3)  # a LUT6 muxes 4 ways
-    counters = 2 * ((s.in_beats - 1).bit_length() + (s.out_beats - 1).bit_length() + 1)
-    ff = out_bits + READ_STAGES + (s.ratio - 1).bit_length() + 1 + 2 + counters
-    return (row_buffer(s.word_values * s.bits, 2 * s.words, shared_address=False)
+    return {"select_bits": 0 if s.in_width < s.out_width else out_bits * ceil_div(s.ratio - 1, 3), "control": 1.0}
+
+
+def _counter_bits(s: GearboxShape) -> int:
+    return 2 * ((s.in_beats - 1).bit_length() + (s.out_beats - 1).bit_length() + 1)
+
+
+def gearbox_resources(shape: GearboxShape) -> Resources:
+    """The two row slots in distributed or block RAM (a narrow write: a write enable per group), the
+    LUTs from the features, the output FIFO, and the registers."""
+    s = shape
+    out_bits = s.out_width * s.bits
+    ff = out_bits + READ_STAGES + (s.ratio - 1).bit_length() + 1 + 2 + _counter_bits(s)
+    group = s.in_width * s.bits if s.in_width < s.out_width else None
+    return (row_buffer(s.word_values * s.bits, 2 * s.words, shared_address=False, group_bits=group)
             + fifo_resources(out_bits, READ_STAGES)
-            + Resources(lut=select_luts + out_bits // 2 + 2 * counters, ff=ff))
+            + Resources(lut=linear_cost(LUT_COEFFICIENTS, gearbox_features(s)), ff=ff))

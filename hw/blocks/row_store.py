@@ -126,11 +126,13 @@ class RowStore(wiring.Component):
 
 # ---- the resource model ---------------------------------------------------------------------------
 def row_store_resources(shape: RowStoreShape) -> Resources:
-    """The RAM (read and written at their own addresses), the output register and its group select
-    (a ratio:1 mux per bit when the read is the narrow side), the beat counter and row register."""
+    """The RAM (read and written at their own addresses; a narrow write, a write enable per beat's
+    group), the output register and its group select (a ratio:1 mux per bit when the read is the
+    narrow side), the beat counter and row register."""
     s = shape
     out_bits = s.out_width * s.bits
     select_luts = 0 if s.in_width < s.out_width else out_bits * ceil_div(s.ratio - 1, 3)
     ff = out_bits + (s.ratio - 1).bit_length() + (s.in_beats - 1).bit_length() + (s.rows - 1).bit_length() + 1
-    return row_buffer(s.word_values * s.bits, s.rows * s.words, shared_address=False) + Resources(
+    group = s.in_width * s.bits if s.in_width < s.out_width else None
+    return row_buffer(s.word_values * s.bits, s.rows * s.words, shared_address=False, group_bits=group) + Resources(
         lut=select_luts + 2 * (s.rows * s.words - 1).bit_length(), ff=ff)

@@ -29,7 +29,7 @@ from bebert.sim.program import Codes
 
 from .compressor import popcount
 from .credited_output import credited_output, fifo_resources
-from ..resources import Resources, ceil_div
+from ..resources import Resources, ceil_div, coefficients, linear_cost
 
 QUANTIZE_STAGES = 3  # the threshold address, the thresholds with the beat, the codes
 QUANTIZE_LATENCY = QUANTIZE_STAGES + 2  # a beat taken to its codes out: the stages, the FIFO's two
@@ -122,7 +122,26 @@ class StaircaseQuantizer(wiring.Component):
 
 
 # ---- the resource model ---------------------------------------------------------------------------
-# Its LUTs are counted with the residual stream's (residual_features), which quantizes through it.
+# Inside the residual stream its LUTs are counted with the stream's (residual_features); alone (the
+# attention pipeline's context staircase) by ``quantizer_resources``.
+LUT_COEFFICIENTS = coefficients("staircase_quantizer")
+
+
+def quantizer_features(shape: QuantizerShape) -> dict[str, float]:
+    """LUT structure counts: the threshold comparators (a level's per lane), per lane the count of
+    levels reached with its low code and mask, and the rest (the beat counter, the address adder)."""
+    s = shape
+    return {"compare_bits": s.lanes * s.levels * s.threshold_bits, "lane_bits": s.lanes * (s.levels + s.code_bits),
+            "control": 1.0}
+
+
+def quantizer_resources(shape: QuantizerShape) -> Resources:
+    """LUTs from the features; its flip-flops (the tag's stages too) and the output FIFO."""
+    s = shape
+    return quantizer_fifo(s) + Resources(lut=linear_cost(LUT_COEFFICIENTS, quantizer_features(s)),
+                                         ff=quantizer_flip_flops(s) + (QUANTIZE_STAGES + 1) * s.tag_bits)
+
+
 def quantizer_flip_flops(shape: QuantizerShape) -> int:
     """The two value stages with their lane masks, the codes, the stage flags, the address and the
     row's base, the beat."""

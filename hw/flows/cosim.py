@@ -140,7 +140,8 @@ def build(sources: list[Path], top: str, build_dir: Path, waves: bool = False, s
     return runner
 
 
-def run(runner, test_module: str, top: str, test_dir: Path, settings: dict, testcase: str | None = None,
+def run(runner, test_module: str, top: str, test_dir: Path, settings: dict,
+        testcase: str | list[str] | None = None,
         waves: bool = False) -> Path:
     """Run cocotb ``test_module`` (a dotted module name, e.g. bebert.hw.testbench.accelerator) against
     the built model in ``test_dir``; returns the results XML. ``settings`` reach the testbench as
@@ -171,7 +172,8 @@ def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], o
 
 
 def cosimulate_encoder(artifact, config, sentences: list[tuple[list[int], list[int]]], out: Path, tokens: int,
-                       attention_lanes: int, hidden_lanes: int, testcase: str | None = "sentences_match_simulator",
+                       attention_lanes: int, hidden_lanes: int,
+                       testcase: str | list[str] | None = "sentences_match_simulator",
                        gap: float = 0.0, waves: bool = False, simulator: str = "verilator") -> dict:
     """As ``cosimulate``, for the encoder on chip (encoder_accelerator.py) built for sentences of up to
     ``tokens`` tokens with the given lanes, against its testbench (bebert.hw.testbench.encoder)."""
@@ -187,7 +189,8 @@ def cosimulate_encoder(artifact, config, sentences: list[tuple[list[int], list[i
 
 
 def _cosimulate(artifact, generate, test_module: str, test_settings: dict, sentences, out: Path,
-                testcase: str | None, gap: float, waves: bool, simulator: str, synthesized: str | None = None) -> dict:
+                testcase: str | list[str] | None, gap: float, waves: bool, simulator: str,
+                synthesized: str | None = None) -> dict:
     from cocotb_tools.check_results import get_results
 
     from ..generator.gen import TOP, verilog_sources

@@ -1,14 +1,25 @@
 """The design-space exploration: ``bebert-hw dse``.
 
-A sweep is the cross product of PE, SIMD, resident members, activation bits and member mapping
-over one or more models. Every point gets the cycle model's latency and throughput at a stated
-clock, the resource model's LUTs, flip-flops, block RAM and DSPs by block, and, with synthesis on,
-the same resources from real synthesis (synth.py: Yosys, cached, in parallel on local cores or a
-Dask cluster). The sweep writes ``dse.csv`` and the plots (plots.py).
+A sweep is the cross product of PE, SIMD, resident members, activation bits, member mapping and
+the encoder's lanes over one or more models. Every point gets the cycle model's latency and
+throughput at a stated clock, the resource model's LUTs, flip-flops, block RAM and DSPs by block,
+and, with synthesis on, the same resources from real synthesis (synth.py: Yosys, cached, in
+parallel on local cores or a Dask cluster). The sweep writes ``dse.csv`` and the plots (plots.py).
 
-Models: ``builtin`` (the shipped 2-member BEBERT 1-1-4 on SST-2, from its artifact), and from
-dimensions alone (dims.py) ``minilm`` and ``bert-base`` in a setting (``1-1-4`` or ``1-1-1``)
-with a number of ensemble members.
+Scope: by default every point is the encoder on chip (encoder_accelerator.py), and its figures are
+whole inferences: cycles from the schedule's event model (schedule.inference_cycles, equal to the
+RTL's counter), resources from ``encoder_accelerator_resources``, its units sized for sentences of
+up to ``max_tokens`` tokens with ``attention_lanes`` and ``hidden_lanes`` lanes. The encoder needs
+every member resident, so its points hold all (the resident key does not vary them). Every row
+also gives ``products_cycles``, the matrix products alone (accelerator.run_cycles). With
+``encoder: false`` (``--products-only``) the sweep is the matrix-product accelerator's, whose
+host computes the attention and the LayerNorms: products only, in cycles and resources.
+
+Models: ``builtin`` (the shipped 2-member BEBERT 1-1-4 on SST-2, from its artifact, whose
+constants size its encoder blocks), and from dimensions alone (dims.py) ``minilm``, ``bert-base``
+and ``tiny`` (the tests' tiny BERT) in a setting (``1-1-4`` or ``1-1-1``) with a number of
+ensemble members; their encoder blocks are sized by the setting's code formats and the built-in
+model's fixed-point constants (encoder_units.nominal_constants).
 
 Mappings: ``multiplexed`` runs every member one after another on one PE array (the accelerator as
 built); ``replicated`` gives each member its own copy of the one-member accelerator, all running
@@ -38,21 +49,27 @@ from ..accelerator import run_cycles
 from ..design.config import ConfigError, HardwareConfig
 from ..design.dims import MODELS, SETTINGS, shape_from_dims
 from ..design.plan import AcceleratorPlan, ModelShape
+from ..encoder_units import EncoderUnits, encoder_units, nominal_constants
 from ..resources import RESOURCE_FIELDS, total
 
 TOP = "bebert_accelerator"
 MAPPINGS = ("multiplexed", "replicated")
-SWEEP_KEYS = ("models", "pe", "simd", "resident", "act_bits", "mapping", "tokens", "clock_mhz", "synth_max_mbit")
-DEFAULT_SWEEP = {  # 72 points: 4 models x 2 PE x 3 SIMD x the resident counts each model allows + replicated
+SWEEP_KEYS = ("models", "pe", "simd", "resident", "act_bits", "mapping", "tokens", "clock_mhz", "synth_max_mbit",
+              "encoder", "max_tokens", "attention_lanes", "hidden_lanes")
+DEFAULT_SWEEP = {  # 72 points: 4 models x 3 PE x 3 SIMD, multiplexed and replicated (the encoder holds every member)
     "models": ["builtin", "minilm:1-1-4:1", "minilm:1-1-4:4", "bert-base:1-1-4:2"],
-    "pe": [8, 16],
+    "pe": [8, 16, 64],
     "simd": [32, 64, 128],
-    "resident": [1, 2, 4],
+    "resident": [1, 2, 4],  # products only: members resident (the encoder holds all of them)
     "act_bits": ["model"],  # "model": each model's widest codes
     "mapping": ["multiplexed", "replicated"],
     "tokens": 32,
     "clock_mhz": None,  # None: the clock measured by place and route (results/timing.yaml), else 100 MHz
     "synth_max_mbit": 80,  # designs with more parameter memory on chip get the resource model only
+    "encoder": True,  # the encoder on chip (whole inferences); false: the matrix products alone
+    "max_tokens": 128,  # the encoder's longest sentence (gen --max-tokens)
+    "attention_lanes": [4],  # keys a cycle in the attention units and the softmax (gen --attention-lanes)
+    "hidden_lanes": [8],  # hidden values a cycle in the residual stream and the LayerNorm (gen --hidden-lanes)
 }
 
 
@@ -74,19 +91,31 @@ def parse_model(spec: str) -> tuple[str, str, int]:
 
 
 @lru_cache(maxsize=None)
+def _builtin_plan() -> AcceleratorPlan:
+    from bebert.builtin import BUILTIN_DIR
+    from bebert.hw.design.plan import plan_for
+    from bebert.sim.ensemble import load_simulation
+
+    return plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(8, 8, None, 4))
+
+
+@lru_cache(maxsize=None)
 def model_shape(spec: str, members: int | None = None) -> ModelShape:
     """The shape of a model spec; ``members`` overrides its ensemble size (a replicated copy runs one)."""
     name, setting, count = parse_model(spec)
     if name == "builtin":
-        from bebert.builtin import BUILTIN_DIR
-        from bebert.hw.design.plan import plan_for
-        from bebert.sim.ensemble import load_simulation
-
-        shape = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(8, 8, None, 4)).shape
+        shape = _builtin_plan().shape
         if members is not None:
             shape = replace(shape, alphas=shape.alphas[:members])
         return replace(shape, name="builtin")
     return shape_from_dims(spec, MODELS[name], setting, members or count)
+
+
+def model_members(spec: str, members: int | None = None) -> list | None:
+    """The compiled members of a model spec with an artifact (the built-in), else None."""
+    if parse_model(spec)[0] != "builtin":
+        return None
+    return _builtin_plan().members[:members]
 
 
 # ---- points ---------------------------------------------------------------------------------------
@@ -98,6 +127,10 @@ class DesignPoint:
     resident: int
     act_bits: int
     mapping: str
+    encoder: bool = False  # the encoder on chip, its units built for ``max_tokens`` with these lanes
+    max_tokens: int = 0
+    attention_lanes: int = 0
+    hidden_lanes: int = 0
 
     @property
     def copies(self) -> int:
@@ -105,11 +138,38 @@ class DesignPoint:
         return parse_model(self.model)[2] if self.mapping == "replicated" else 1
 
     def plan(self) -> AcceleratorPlan:
-        """The plan of the design that is built (for ``replicated``, one copy: a one-member accelerator)."""
+        """The plan of the design that is built (for ``replicated``, one copy: a one-member accelerator);
+        with the built-in model's compiled members, which size its encoder blocks."""
         if self.mapping == "replicated":
-            return AcceleratorPlan(HardwareConfig(self.pe, self.simd, 1, self.act_bits), model_shape(self.model, 1))
+            return AcceleratorPlan(HardwareConfig(self.pe, self.simd, 1, self.act_bits), model_shape(self.model, 1),
+                                   model_members(self.model, 1))
         return AcceleratorPlan(HardwareConfig(self.pe, self.simd, self.resident, self.act_bits),
-                               model_shape(self.model))
+                               model_shape(self.model), model_members(self.model))
+
+    def units(self, plan: AcceleratorPlan | None = None) -> EncoderUnits | None:
+        """The encoder's units (None: the matrix products alone): sized by the artifact's constants, or
+        for a shape from dimensions by nominal ones (encoder_units.nominal_constants)."""
+        if not self.encoder:
+            return None
+        plan = plan or self.plan()
+        name = parse_model(self.model)[0]
+        constants = None if plan.members else nominal_constants(plan, MODELS[name]["num_heads"])
+        return encoder_units(plan, self.max_tokens, self.attention_lanes, self.hidden_lanes, constants)
+
+    def problem(self) -> str | None:
+        """Why this point cannot be built (the plan's or the encoder's sentence), or None."""
+        from ..encoder_accelerator import build_problem
+
+        try:
+            plan = self.plan()
+            if self.encoder and not 1 <= self.max_tokens <= plan.max_tokens:
+                return (f"the encoder's longest sentence of {self.max_tokens} tokens is outside the model's 1 to "
+                        f"{plan.max_tokens} (its position table).")
+            units = self.units(plan)
+        except (ConfigError, ValueError) as exc:
+            return str(exc)
+        problem = units and build_problem(plan, units)
+        return f"the encoder on chip: {problem}." if problem else None
 
 
 def load_sweep(path: Path | None, overrides: dict) -> dict:
@@ -129,11 +189,11 @@ def load_sweep(path: Path | None, overrides: dict) -> dict:
             raise SweepError(f"Unknown sweep key {unknown[0]!r} in {path}; the keys are {', '.join(SWEEP_KEYS)}.")
         sweep.update(loaded)
     sweep.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("models", "pe", "simd", "resident", "act_bits", "mapping"):
+    for key in ("models", "pe", "simd", "resident", "act_bits", "mapping", "attention_lanes", "hidden_lanes"):
         value = sweep[key]
         if not isinstance(value, list) or not value:
             raise SweepError(f"Sweep key {key!r} must be a non-empty list, not {value!r}.")
-    for key in ("pe", "simd", "resident", "act_bits"):
+    for key in ("pe", "simd", "resident", "act_bits", "attention_lanes", "hidden_lanes"):
         for value in sweep[key]:
             if key == "act_bits" and value == "model":
                 continue
@@ -147,6 +207,13 @@ def load_sweep(path: Path | None, overrides: dict) -> dict:
         parse_model(str(model))
     if not isinstance(sweep["tokens"], int) or sweep["tokens"] < 1:
         raise SweepError(f"Sweep key 'tokens' must be a positive sentence length, not {sweep['tokens']!r}.")
+    if not isinstance(sweep["encoder"], bool):
+        raise SweepError(f"Sweep key 'encoder' must be true or false, not {sweep['encoder']!r}.")
+    if sweep["encoder"]:
+        longest = sweep["max_tokens"]
+        if not isinstance(longest, int) or isinstance(longest, bool) or longest < sweep["tokens"]:
+            raise SweepError(f"Sweep key 'max_tokens' (the encoder's longest sentence) must be a whole number of at "
+                             f"least the {sweep['tokens']} tokens the figures assume, not {longest!r}.")
     limit = sweep["synth_max_mbit"]
     if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
         raise SweepError(f"Sweep key 'synth_max_mbit' must be a non-negative number of Mbit, not {limit!r}.")
@@ -157,21 +224,30 @@ def load_sweep(path: Path | None, overrides: dict) -> dict:
 
 
 def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint, str]]]:
-    """The valid points of a sweep, and the skipped ones with the reason (the plan's sentence).
-    Replicated points do not vary the resident count (every copy holds its one member)."""
+    """The valid points of a sweep, and the skipped ones with the reason (the plan's or the
+    encoder's sentence). Replicated points do not vary the resident count (every copy holds its one
+    member), nor do the encoder's (it holds every member); the products alone do not vary the lanes."""
     points, skipped, seen = [], [], set()
-    for model, pe, simd, resident, bits, mapping in itertools.product(
-            sweep["models"], sweep["pe"], sweep["simd"], sweep["resident"], sweep["act_bits"], sweep["mapping"]):
+    encoder = sweep["encoder"]
+    lanes = itertools.product(sweep["attention_lanes"], sweep["hidden_lanes"]) if encoder else [(0, 0)]
+    for model, pe, simd, resident, bits, mapping, (attention, hidden) in itertools.product(
+            sweep["models"], sweep["pe"], sweep["simd"], sweep["resident"], sweep["act_bits"], sweep["mapping"],
+            list(lanes)):
+        members = parse_model(str(model))[2]
         if bits == "model":
             bits = SETTINGS[parse_model(str(model))[1]].bits
-        point = DesignPoint(str(model), pe, simd, 1 if mapping == "replicated" else resident, bits, mapping)
+        if mapping == "replicated":
+            resident = 1
+        elif encoder:
+            resident = members
+        point = DesignPoint(str(model), pe, simd, resident, bits, mapping, encoder,
+                            sweep["max_tokens"] if encoder else 0, attention, hidden)
         if point in seen:
             continue
         seen.add(point)
-        try:
-            point.plan()
-        except ConfigError as exc:
-            skipped.append((point, str(exc)))
+        problem = point.problem()
+        if problem:
+            skipped.append((point, problem))
             continue
         points.append(point)
     if not points:
@@ -184,8 +260,9 @@ def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint
 # The modules the Verilog is generated from; in the blocks' files, only the part above the resource
 # model counts, so refitting a model or its coefficients (calibration.yaml) keeps generated designs.
 RTL_MODULES = ("design/config.py", "design/plan.py", "design/dims.py", "generator/gen.py", "generator/images.py",
-               "accelerator.py", "blocks/buffers.py", "blocks/pe_array.py", "blocks/compressor.py",
-               "blocks/output_unit.py", "blocks/ensemble_unit.py", "blocks/param_memory.py")
+               "generator/encoder_images.py", "accelerator.py", "engine.py", "encoder_accelerator.py",
+               "encoder_units.py") + tuple(sorted(f"blocks/{path.name}"
+                                                  for path in (Path(__file__).parents[1] / "blocks").glob("*.py")))
 RESOURCE_MODEL_MARK = "# ---- the resource model"
 
 
@@ -202,7 +279,15 @@ def verilog_path(point: DesignPoint, digest: str) -> Path:
     from .synth import cache_dir
 
     plan = point.plan()
-    key = hashlib.sha256(repr((plan.config, plan.shape, digest)).encode()).hexdigest()[:24]
+    units = point.units(plan)
+    constants = ()
+    if units is not None:  # the layers' constants the encoder top holds in tables (the artifact's)
+        from ..generator.encoder_images import EncoderLayout
+
+        layout = EncoderLayout(plan, units)
+        constants = tuple(layout.layer(slot, layer) for slot in range(plan.ensemble_members)
+                          for layer in range(layout.layers))
+    key = hashlib.sha256(repr((plan.config, plan.shape, units, constants, digest)).encode()).hexdigest()[:24]
     return cache_dir() / "verilog" / f"{key}.v"
 
 
@@ -215,7 +300,8 @@ def generate_verilog(job: tuple[DesignPoint, str]) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        staging.write_text(verilog(point.plan()))
+        plan = point.plan()
+        staging.write_text(verilog(plan, point.units(plan)))
         os.replace(staging, path)
     return str(path)
 
@@ -227,29 +313,70 @@ def binary_macs(plan: AcceleratorPlan, tokens: int) -> int:
     return per_member * plan.ensemble_members
 
 
+LAYER_KINDS = ("qkv", "attention_output", "ffn", "head")  # the cycles' split, by the PE array's steps
+
+
+def point_cycles(point: DesignPoint, tokens: int, plan: AcceleratorPlan | None = None) -> dict:
+    """One inference's cycles at a point: ``total`` (whole inferences with the encoder on chip, else
+    the products alone), ``products`` (the products alone), the PE array's busy cycles by layer
+    type, its waits for the encoder's units, and the parameter load (products alone, streamed)."""
+    plan = plan or point.plan()
+    products = run_cycles(plan, tokens)
+    units = point.units(plan)
+    by_kind = dict.fromkeys(LAYER_KINDS, 0)
+    if units is None:
+        for step, count in products.by_step.items():
+            by_kind[step.split(".")[-1]] += count
+        return {"total": products.total, "products": products.total, "by_kind": by_kind, "waits": 0,
+                "parameter_load": products.parameter_load}
+    from ..schedule import inference_cycles
+
+    encoder = inference_cycles(plan, units, tokens)
+    for kind, count in encoder.pe_busy.items():  # key_value and query: the qkv products
+        by_kind["qkv" if kind in ("key_value", "query") else kind] += count
+    return {"total": encoder.total, "products": products.total, "by_kind": by_kind,
+            "waits": sum(encoder.pe_waits.values()), "parameter_load": 0}
+
+
+def point_resources(point: DesignPoint, plan: AcceleratorPlan | None = None) -> dict:
+    """The resource model's blocks at a point (one copy): the encoder on chip's, or the products'."""
+    from ..accelerator import accelerator_resources
+    from ..encoder_accelerator import encoder_accelerator_resources
+
+    plan = plan or point.plan()
+    units = point.units(plan)
+    return accelerator_resources(plan) if units is None else encoder_accelerator_resources(plan, units)
+
+
+def encoder_share(blocks: dict, field: str = "lut") -> float:
+    """The encoder's new blocks' share of a design's resources (0 for the products alone)."""
+    from ..encoder_accelerator import ENCODER_BLOCKS
+
+    whole = sum(getattr(r, field) for r in blocks.values())
+    return sum(getattr(r, field) for name, r in blocks.items() if name in ENCODER_BLOCKS) / whole if whole else 0.0
+
+
 def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
     """The model's figures of one point (no synthesis)."""
-    from ..accelerator import accelerator_resources
-
     plan = point.plan()
     members = parse_model(point.model)[2]
-    cycles = run_cycles(plan, tokens)
+    cycles = point_cycles(point, tokens, plan)
     # replicated: every copy runs its one member at once, so a sentence takes one member's cycles
-    latency_s = cycles.total / (clock_mhz * 1e6)
+    latency_s = cycles["total"] / (clock_mhz * 1e6)
     macs = binary_macs(plan, tokens) * (members if point.mapping == "replicated" else 1)
-    blocks = {name: res * point.copies for name, res in accelerator_resources(plan).items()}
+    one_copy = point_resources(point, plan)
+    blocks = {name: res * point.copies for name, res in one_copy.items()}
     model = total(blocks)
-    by_kind = {"qkv": 0, "attention_output": 0, "ffn": 0, "head": 0}
-    for step, count in cycles.by_step.items():
-        by_kind[step.split(".")[-1]] += count
     row = {**asdict(point), "members": members, "copies": point.copies, "tokens": tokens, "clock_mhz": clock_mhz,
-           "cycles": cycles.total, "parameter_load_cycles": cycles.parameter_load,
-           **{f"cycles_{kind}": count for kind, count in by_kind.items()},
+           "cycles": cycles["total"], "products_cycles": cycles["products"],
+           "parameter_load_cycles": cycles["parameter_load"],
+           **{f"cycles_{kind}": count for kind, count in cycles["by_kind"].items()}, "cycles_waits": cycles["waits"],
            "latency_ms": 1e3 * latency_s, "sentences_per_s": 1.0 / latency_s,
            "binary_gops": 2 * macs / latency_s / 1e9,
            "peak_binary_gops": 2 * point.pe * point.simd * point.copies * clock_mhz * 1e6 / 1e9,
            "memory_bits": memory_bits(point)}
     row.update({f"model_{f}": round(getattr(model, f)) for f in RESOURCE_FIELDS})
+    row["model_encoder_lut_share"] = round(encoder_share(one_copy), 4)
     row.update({f"model_{name}_lut": round(res.lut) for name, res in blocks.items()})
     return row
 
@@ -275,9 +402,18 @@ def run_sweep(sweep: dict, synthesize: bool = True, scheduler: str | None = None
 
 
 def memory_bits(point: DesignPoint) -> int:
-    """Parameter memory bits on chip at a point (every copy, every resident member)."""
+    """Parameter memory bits on chip at a point (every copy, every resident member; with the encoder,
+    its memories too, the exponential table once per softmax lane)."""
     plan = point.plan()
-    return point.copies * plan.resident * sum(words * width for words, width in plan.memory_shapes.values())
+    bits = plan.resident * sum(words * width for words, width in plan.memory_shapes.values())
+    units = point.units(plan)
+    if units is not None:
+        from ..generator.encoder_images import EncoderLayout
+
+        layout = EncoderLayout(plan, units)
+        depths, widths = layout.depths(), layout.widths()
+        bits += sum(depths[n] * widths[n] * (units.attention.lanes if n == "exp_table" else 1) for n in depths)
+    return point.copies * bits
 
 
 def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, scheduler: str | None = None,
@@ -308,6 +444,7 @@ def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, 
         for row, point, result in zip([rows[i] for i in chosen], [points[i] for i in chosen], results):
             total = result.total * point.copies
             row.update({f"synth_{f}": round(getattr(total, f)) for f in RESOURCE_FIELDS})
+            row["synth_encoder_lut_share"] = round(encoder_share(result.blocks), 4)
             row.update({f"synth_{name}_lut": round(res.lut * point.copies) for name, res in result.blocks.items()})
     return SweepResult(rows, skipped or [], time.perf_counter() - started, synthesis_seconds, bool(chosen))
 
@@ -374,15 +511,17 @@ def ensemble_accuracy(path: Path, task: str = "sst2") -> dict[int, float]:
 
 def member_latencies(sweep: dict, clock_mhz: float) -> list[dict]:
     """Latency of the MiniLM 1-1-4 ensemble with 1, 2 and 4 members (all resident, or replicated)
-    at every PE x SIMD of the sweep, from the cycle model: the accuracy-latency plot's x axis."""
+    at every PE x SIMD of the sweep (with the encoder on chip at the sweep's first lanes, unless the
+    sweep is of the products alone), from the cycle model: the accuracy-latency plot's x axis."""
     rows = []
+    encoder = sweep["encoder"]
+    lanes = (sweep["max_tokens"], sweep["attention_lanes"][0], sweep["hidden_lanes"][0]) if encoder else (0, 0, 0)
     for pe, simd, members, mapping in itertools.product(sweep["pe"], sweep["simd"], ACCURACY_COLUMNS, sweep["mapping"]):
-        point = DesignPoint(f"minilm:1-1-4:{members}", pe, simd, members if mapping == "multiplexed" else 1, 4, mapping)
-        try:
-            plan = point.plan()
-        except ConfigError:
+        point = DesignPoint(f"minilm:1-1-4:{members}", pe, simd, members if mapping == "multiplexed" else 1, 4, mapping,
+                            encoder, *lanes)
+        if point.problem():
             continue
-        cycles = run_cycles(plan, sweep["tokens"]).total
+        cycles = point_cycles(point, sweep["tokens"])["total"]
         rows.append({"members": members, "mapping": mapping, "pe": pe, "simd": simd,
                      "latency_ms": 1e3 * cycles / (clock_mhz * 1e6)})
     return rows

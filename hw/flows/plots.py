@@ -3,8 +3,9 @@
 * ``pareto``: throughput (sentences/s, and binary GOPS) against LUTs, the Pareto front drawn;
 * ``accuracy_latency``: SST-2 dev accuracy against latency for 1, 2 and 4 members, time-multiplexed
   and replicated (accuracies from the ensemble experiments' report, hw.cli.ACCURACY_REPORT);
-* ``resources_by_block``: LUTs per block of each design point;
-* ``cycles_by_layer``: cycles of one inference per layer type;
+* ``resources_by_block``: LUTs per block (the encoder's units in groups) of each design point;
+* ``cycles_by_layer``: cycles of one inference per layer type, and the PE array's waits for the
+  encoder's units;
 * ``weights_on_chip``: parameter memory bits against the block RAM of an ECP5-85F and a ZU9EG.
 
 Resources come from synthesis where the sweep ran it, else from the resource model (the plots
@@ -17,8 +18,18 @@ from pathlib import Path
 
 # Block RAM capacity in bits: ECP5-85F 208 EBR of 18 kbit; Zynq UltraScale+ ZU9EG 912 RAMB36.
 DEVICES = {"ECP5-85F": 208 * 18 * 1024, "ZU9EG": 912 * 36 * 1024}
-BLOCKS = ("controller", "buffers", "pe_array", "output_unit", "ensemble_unit", "weights_memory", "thresholds_memory",
-          "affine_memory")
+# The bars' series: the matrix-product blocks one by one, the encoder's in groups.
+BLOCK_GROUPS = {
+    "controller": ("controller",), "buffers": ("buffers",), "pe_array": ("pe_array",), "output_unit": ("output_unit",),
+    "ensemble_unit": ("ensemble_unit",), "weights_memory": ("weights_memory",),
+    "thresholds_memory": ("thresholds_memory",), "affine_memory": ("affine_memory",),
+    "attention (scores, softmax, context, staircase)": ("attention_pipeline", "attention_scores", "softmax",
+                                                        "attention_context", "context_staircase"),
+    "residual stream and LayerNorm": ("residual_norm", "residual_stream", "layer_norm", "tag_queue"),
+    "sequencer, row stores, gearboxes": ("sequencer", "codes_store", "context_store", "key_gearbox", "value_gearbox",
+                                         "query_gearbox", "residual_gearbox"),
+    "encoder memories": ("norm_memory", "hidden_thresholds_memory", "exp_table_memory", "context_thresholds_memory"),
+}
 LAYER_KINDS = ("qkv", "attention_output", "ffn", "head")
 
 
@@ -89,8 +100,8 @@ def plot_pareto(rows: list[dict], out: Path) -> list[Path]:
         ax.set_ylabel(f"{label} at {float(rows[0]['clock_mhz']):.0f} MHz")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Throughput against LUTs, {rows[0]['tokens']}-token sentences, clock: {rows[0]['clock_source']} "
-                 "(dashed: Pareto front)", fontsize=9)
+    fig.suptitle(f"Throughput against LUTs ({_scope(rows[0])}), {rows[0]['tokens']}-token sentences, clock: "
+                 f"{rows[0]['clock_source']} (dashed: Pareto front)", fontsize=9)
     return _save(fig, out, "pareto")
 
 
@@ -121,8 +132,9 @@ def _stacked_bars(rows: list[dict], series: list[tuple[str, list[float]]], ylabe
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows)), 4.8))
     bottom = [0.0] * len(rows)
-    for label, values in series:
-        ax.bar(range(len(rows)), values, bottom=bottom, label=label)
+    colors = plt.get_cmap("tab20" if len(series) > 10 else "tab10")
+    for i, (label, values) in enumerate(series):
+        ax.bar(range(len(rows)), values, bottom=bottom, label=label, color=colors(i))
         bottom = [b + v for b, v in zip(bottom, values)]
     ax.set_xticks(range(len(rows)), [f"{'' if _synthesized(r) else '(model) '}{r['model']} {_label(r)}" for r in rows],
                   rotation=90, fontsize=6)
@@ -134,17 +146,26 @@ def _stacked_bars(rows: list[dict], series: list[tuple[str, list[float]]], ylabe
     return _save(fig, out, name)
 
 
+def _scope(row: dict) -> str:
+    return "whole inferences, encoder on chip" if str(row.get("encoder")) == "True" else \
+        "matrix products alone (host: attention, LayerNorms)"
+
+
 def plot_resources_by_block(rows: list[dict], out: Path) -> list[Path]:
-    series = [(block, [_lut(r, block) for r in rows]) for block in BLOCKS]
-    return _stacked_bars(rows, series, "LUTs (synthesized; '(model)': resource model)", "LUTs by block", out,
-                         "resources_by_block")
+    series = [(group, [sum(_lut(r, block) for block in blocks) for r in rows])
+              for group, blocks in BLOCK_GROUPS.items()]
+    series = [(label, values) for label, values in series if any(values)]
+    return _stacked_bars(rows, series, "LUTs (synthesized; '(model)': resource model)",
+                         f"LUTs by block ({_scope(rows[0])})", out, "resources_by_block")
 
 
 def plot_cycles_by_layer(rows: list[dict], out: Path) -> list[Path]:
     series = [(kind, [float(r[f"cycles_{kind}"]) for r in rows]) for kind in LAYER_KINDS]
+    series.append(("PE array waits for the encoder's units", [float(r.get("cycles_waits") or 0) for r in rows]))
     series.append(("parameter_load", [float(r["parameter_load_cycles"]) for r in rows]))
+    series = [(label, values) for label, values in series if any(values)]
     return _stacked_bars(rows, series, f"cycles per {rows[0]['tokens']}-token sentence",
-                         "Cycles by layer type (cycle model)", out, "cycles_by_layer", log=True)
+                         f"Cycles by layer type (cycle model; {_scope(rows[0])})", out, "cycles_by_layer", log=True)
 
 
 def plot_weights_on_chip(rows: list[dict], out: Path) -> list[Path]:

@@ -166,18 +166,37 @@ class DesignJobs:
     blocks: list[tuple[str, str]] = field(default_factory=list)  # (block name, job key), one per instance
 
 
-BLOCK_OF_MEMORY = re.compile(r"\.(weights|thresholds|affine)\d+$")
+BLOCK_OF_MEMORY = re.compile(r"\.(?:encoder_)?(weights|thresholds|affine|norm|hidden_thresholds|exp_table|"
+                             r"context_thresholds)(?:\d+|_lane\d+)?$")
+# The encoder's units inside its attention pipeline and residual norm, each a block of its own (the
+# pipeline's and the norm's own modules hold only their glue), by instance name.
+NESTED_BLOCKS = {"attention": {"score_unit": "attention_scores", "softmax_unit": "softmax",
+                               "context_unit": "attention_context", "context_staircase": "context_staircase"},
+                 "residual_norm": {"residual": "residual_stream", "layer_norm": "layer_norm"}}
+GLUE_BLOCKS = {"attention": "attention_pipeline", "residual_norm": "residual_norm"}
 
 
 def block_name(module: str, top: str) -> str:
-    """The block a module belongs to: the top is the controller (FSM, job table, buffers,
-    counters); a memory slot counts under its kind; other modules by their own name."""
+    """The block a module counts under: the top is the controller (FSM, job table, buffers,
+    counters); a memory slot counts under its kind (every resident slot's, every softmax lane's
+    exponential table); any other module under the top's submodule it belongs to, or for the
+    encoder's attention pipeline and residual norm, under their unit (NESTED_BLOCKS), so that a
+    block's helpers (its FIFOs, divider, quantizer) count with it, as its resource model does."""
     if module == top:
         return "controller"
     memory = BLOCK_OF_MEMORY.search(module)
     if memory:
         return f"{memory.group(1)}_memory"
-    return module.rsplit(".", 1)[-1]
+    path = module.lstrip("\\").split(".")
+    if path[0] == _yosys_name(top):
+        path = path[1:]
+    if not path:
+        return module
+    if path[0] in NESTED_BLOCKS:
+        if len(path) == 1:
+            return GLUE_BLOCKS[path[0]]
+        return NESTED_BLOCKS[path[0]].get(path[1], path[1])
+    return path[0]
 
 
 def design_jobs(verilog: str, top: str) -> DesignJobs:

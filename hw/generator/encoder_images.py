@@ -63,7 +63,7 @@ class EncoderLayout:
 
     @property
     def layers(self) -> int:
-        return len(self.plan.members[0].layers)
+        return sum(1 for step in self.plan.steps if step.name.endswith(".qkv"))
 
     @property
     def beats(self) -> int:
@@ -84,15 +84,21 @@ class EncoderLayout:
         return self.staircase_word(slot, STAIRCASES_PER_LAYER * self.layers)
 
     def layer(self, slot: int, layer: int) -> LayerConstants:
-        att = self.plan.members[slot].layers[layer].attention
+        """A layer's constants; for a plan from dimensions (no members, no images: the resource model
+        and synthesis), every table as deep as the units allow and the largest probability step."""
+        if self.plan.members:
+            att = self.plan.members[slot].layers[layer].attention
+            table_last, prob_step = len(att.exp_table) - 1, int(att.prob_step)
+        else:
+            table_last, prob_step = self.units.softmax.table_depth - 1, self.units.softmax.prob_step_bound
         index = slot * self.layers + layer
         return LayerConstants(
             input_staircase=self.staircase_word(slot, STAIRCASES_PER_LAYER * layer),
             ffn_in_staircase=self.staircase_word(slot, STAIRCASES_PER_LAYER * layer + 1),
             attention_norm=self.norm_word(slot, 1 + NORMS_PER_LAYER * layer),
             ffn_norm=self.norm_word(slot, 2 + NORMS_PER_LAYER * layer),
-            table_base=index * self.units.softmax.table_depth, table_last=len(att.exp_table) - 1,
-            prob_step=int(att.prob_step), context_base=index * self.units.attention.heads)
+            table_base=index * self.units.softmax.table_depth, table_last=table_last,
+            prob_step=prob_step, context_base=index * self.units.attention.heads)
 
     def depths(self) -> dict[str, int]:
         """Each memory's words: every resident slot's."""

@@ -18,6 +18,8 @@ folder is never left: everything goes to a temporary sibling that is renamed at 
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -128,18 +130,13 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
     except OSError as exc:
         raise BebertError(f"Cannot write into {out.parent} for the output folder {out}: {exc.strerror}.") from None
     try:
-        (staging / VERILOG_FILE).write_text(verilog(plan, units))
-        for name, text in LIBRARY.items():
-            (staging / name).write_text(text)
-        shutil.copyfile(LINT_WAIVERS, staging / LINT_WAIVERS_FILE)
-        for s in range(plan.resident):
-            images = member_images(plan, s)
-            for name in MEMORIES:
-                images.write_tiles(name, staging / image_name(s, name))
-        if units is not None:
-            for name, bits in encoder_images(EncoderLayout(plan, units)).items():
-                write_tile_images(bits, staging / encoder_image_name(name))
-        (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens, units), sort_keys=False))
+        # The images and the report are written by a second process while this one has Amaranth
+        # convert the design (the bulk of the time, and single-threaded).
+        with _beside(lambda: _write_images_and_report(plan, staging, tokens, units)):
+            (staging / VERILOG_FILE).write_text(verilog(plan, units))
+            for name, text in LIBRARY.items():
+                (staging / name).write_text(text)
+            shutil.copyfile(LINT_WAIVERS, staging / LINT_WAIVERS_FILE)
         if out.exists():
             _keep_unchanged_times(out, staging)
             shutil.rmtree(out)
@@ -151,6 +148,42 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return sorted(out.iterdir())
+
+
+def _write_images_and_report(plan: AcceleratorPlan, staging: Path, tokens: int, units: EncoderUnits | None) -> None:
+    for s in range(plan.resident):
+        images = member_images(plan, s)
+        for name in MEMORIES:
+            images.write_tiles(name, staging / image_name(s, name))
+    if units is not None:
+        for name, bits in encoder_images(EncoderLayout(plan, units)).items():
+            write_tile_images(bits, staging / encoder_image_name(name))
+    (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens, units), sort_keys=False))
+
+
+@contextlib.contextmanager
+def _beside(work):
+    """Run ``work`` in a forked process while the body runs; re-raise its exception here after the
+    body (an OSError as itself, so the caller's one-sentence message names it)."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def child():
+        try:
+            work()
+            send.send(None)
+        except BaseException as exc:  # handed to the parent, which raises it
+            send.send(exc if isinstance(exc, OSError) else RuntimeError(f"{type(exc).__name__}: {exc}"))
+
+    process = context.Process(target=child, daemon=True)
+    process.start()
+    try:
+        yield
+    finally:
+        failure = receive.recv() if process.is_alive() or receive.poll() else RuntimeError("the image writer died")
+        process.join()
+    if failure is not None:
+        raise failure
 
 
 def _keep_unchanged_times(old: Path, new: Path) -> None:
@@ -187,7 +220,7 @@ def generate_encoder_for_artifact(artifact, config: HardwareConfig, out: Path, t
 
 
 def encoder_build(plan: AcceleratorPlan, max_tokens: int, attention_lanes: int, hidden_lanes: int) -> EncoderUnits:
-    """The encoder units for ``gen --encoder``; refuses a longest sentence past the model's positions or
+    """The encoder units for ``gen``; refuses a longest sentence past the model's positions or
     lanes out of range with one sentence."""
     if not 1 <= max_tokens <= plan.max_tokens:
         raise BebertError(f"--max-tokens {max_tokens} is outside the model's sentence lengths, 1 to "

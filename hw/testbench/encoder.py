@@ -207,25 +207,24 @@ class Bench:
         save_sentences({"config": {k: self.s[k] for k in keys}}, self.records)
 
 
-@cocotb.test()
-async def sentences_match_simulator(dut):
-    """Every sentence through every member: codes, context, logits and class as the simulator says."""
-    bench = Bench(dut)
+async def every_sentence(bench: Bench) -> None:
     await bench.reset()
     for ids, types in bench.s["sentences"]:
         await bench.run_sentence(ids, types)
     bench.save()
+
+
+@cocotb.test()
+async def sentences_match_simulator(dut):
+    """Every sentence through every member: codes, context, logits and class as the simulator says."""
+    await every_sentence(Bench(dut))
 
 
 @cocotb.test()
 async def stalls_on_the_host_streams(dut):
     """The embedding stream and the class's reader pause on 30% of cycles: every trace and the class
     still equal the simulator's (the counter counts the waits too, so it exceeds the model's)."""
-    bench = Bench(dut, gap=0.3)
-    await bench.reset()
-    for ids, types in bench.s["sentences"]:
-        await bench.run_sentence(ids, types)
-    bench.save()
+    await every_sentence(Bench(dut, gap=0.3))
 
 
 @cocotb.test()
@@ -238,7 +237,7 @@ async def reset_in_the_middle(dut):
     task = cocotb.start_soon(bench.run_sentence(ids, types))
     for _ in range(inference_cycles(bench.plan, bench.units, len(ids)).total // 2):
         await RisingEdge(dut.clk)
-    await bench.abandon()
+    await bench.abandon(task)
     await bench.run_sentence(ids, types)
     bench.save()
 
