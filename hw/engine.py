@@ -25,6 +25,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from .blocks.buffers import RowBuffers, buffers_resources
 from .blocks.ensemble_unit import EnsembleUnit, ensemble_unit_resources
 from .blocks.output_unit import OutputUnit, output_unit_resources
+from .blocks.own_module import OwnModule
 from .blocks.param_memory import ParamMemory, memory_resources
 from .blocks.pe_array import PEArray, pe_array_resources
 from .design.plan import MEMORIES, AcceleratorPlan
@@ -83,8 +84,11 @@ class PEEngine:
         self.issue = Signal()  # a pass is issued this cycle (COMPUTE)
 
         # ---- datapath blocks ----------------------------------------------------------------------
-        m.submodules.pe_array = pe_array = PEArray(pe, simd, plan.acc_bits, plan.product_modes, bits)
-        m.submodules.output_unit = self.output_unit = out_unit = OutputUnit(plan)
+        # the two largest blocks, converted beside the rest by the generator (own_module.py)
+        pe_array = PEArray(pe, simd, plan.acc_bits, plan.product_modes, bits)
+        m.submodules.pe_array = OwnModule(pe_array, "pe_array", clocked=True)
+        self.output_unit = out_unit = OutputUnit(plan)
+        m.submodules.output_unit = OwnModule(out_unit, "output_unit", clocked=False)
         m.submodules.ensemble_unit = self.ensemble = ens = EnsembleUnit(plan.labels, plan.value_bits,
                                                                         plan.score_bits, plan.combine)
         self.memories = {name: [] for name in MEMORIES}

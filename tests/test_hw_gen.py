@@ -131,8 +131,8 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     result = hw("gen", "--products-only", "--artifact", path, "--pe", 8, "--simd", 16, "--out", out, "--tokens", 10)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["bebert_accelerator.v", "bebert_param_memory.v", "bebert_lut6.v", LINT_WAIVERS_FILE,
-                            REPORT_FILE, "images"])
+    assert names == sorted(["bebert_accelerator.v", "bebert_param_memory.v", "bebert_lut6.v", "bebert_ram.v",
+                            LINT_WAIVERS_FILE, REPORT_FILE, "images"])
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
         f"member{s}_{m}" for s in (0, 1) for m in ("weights", "thresholds", "affine"))
     report = yaml.safe_load((out / REPORT_FILE).read_text())

@@ -1,6 +1,8 @@
 """The row store alone in Amaranth's simulator, then in Verilator and Icarus (cocotb): rows written beat
 by beat in any order of rows, with gaps, at every ratio of widths both ways; each row's ``written``
-pulse once its last beat is in; every (row, beat) read back READ_LATENCY cycles after its address."""
+pulse once its last beat is in; every (row, beat) read back READ_LATENCY cycles after its address.
+In Verilog both with Amaranth's memory and as the generator writes it, with the hand-written
+``bebert_ram`` (a write enable per lane of a narrow write)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
+from bebert.hw.blocks.ram import MODULE_NAME as RAM_MODULE
+from bebert.hw.blocks.ram import VERILOG as RAM_VERILOG
 from bebert.hw.blocks.row_store import READ_LATENCY, RowStore, RowStoreShape
 from bebert.hw.flows.cosim import SIMULATORS, build, run
+from bebert.hw.generator.platform import GeneratedVerilog
 from cocotb_tools.check_results import get_results
 
 # (rows, values, bits, write width, read width)
@@ -76,12 +81,17 @@ def test_widths_that_do_not_divide_are_refused():
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("generated", [False, True], ids=["amaranth_memory", "bebert_ram"])
 @pytest.mark.parametrize("rows,values,bits,in_width,out_width", [(3, 20, 3, 2, 8)])
-def test_row_store_in_verilog(tmp_path: Path, simulator, rows, values, bits, in_width, out_width):
+def test_row_store_in_verilog(tmp_path: Path, simulator, generated, rows, values, bits, in_width, out_width):
     shape = RowStoreShape(rows, values, bits, in_width, out_width)
-    source = tmp_path / "store.v"
-    source.write_text(verilog.convert(RowStore(shape), name="store", emit_src=False))
-    runner = build([source], "store", tmp_path / "build", simulator=simulator)
+    source, ram = tmp_path / "store.v", tmp_path / f"{RAM_MODULE}.v"
+    text = verilog.convert(RowStore(shape), name="store", platform=GeneratedVerilog("store") if generated else None,
+                           emit_src=False)
+    assert (f"{RAM_MODULE} #(" in text) == generated
+    source.write_text(text)
+    ram.write_text(RAM_VERILOG)
+    runner = build([ram, source] if generated else [source], "store", tmp_path / "build", simulator=simulator)
     results = run(runner, "bebert.hw.testbench.row_blocks", "store", tmp_path,
                   {"rows": rows, "values": values, "bits": bits, "in_width": in_width,
                    "out_width": out_width, "seed": values}, testcase="row_store_reads_back")

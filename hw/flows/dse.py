@@ -259,9 +259,9 @@ def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint
 # ---- Verilog, generated in parallel and kept ------------------------------------------------------------
 # The modules the Verilog is generated from; in the blocks' files, only the part above the resource
 # model counts, so refitting a model or its coefficients (calibration.yaml) keeps generated designs.
-RTL_MODULES = ("design/config.py", "design/plan.py", "design/dims.py", "generator/gen.py", "generator/images.py",
-               "generator/encoder_images.py", "accelerator.py", "engine.py", "encoder_accelerator.py",
-               "encoder_units.py") + tuple(sorted(f"blocks/{path.name}"
+RTL_MODULES = ("design/config.py", "design/plan.py", "design/dims.py", "generator/gen.py",
+               "generator/platform.py", "generator/images.py", "generator/encoder_images.py", "accelerator.py",
+               "engine.py", "encoder_accelerator.py", "encoder_units.py") + tuple(sorted(f"blocks/{path.name}"
                                                   for path in (Path(__file__).parents[1] / "blocks").glob("*.py")))
 RESOURCE_MODEL_MARK = "# ---- the resource model"
 

@@ -42,6 +42,8 @@ from ..blocks.compressor import MODULE_NAME as LUT_MODULE
 from ..blocks.compressor import VERILOG as LUT_VERILOG
 from ..blocks.param_memory import MODULE_NAME as MEMORY_MODULE
 from ..blocks.param_memory import VERILOG as MEMORY_VERILOG
+from ..blocks.ram import MODULE_NAME as RAM_MODULE
+from ..blocks.ram import VERILOG as RAM_VERILOG
 from ..resources import Resources, total
 
 FAMILY = "xc7"  # 7-series: LUT6, RAMB36E1/RAMB18E1, DSP48E1
@@ -221,6 +223,8 @@ def design_jobs(verilog: str, top: str) -> DesignJobs:
         children = [other for other in modules if other != name and re.search(rf"{re.escape(other)}\s+[^\s(]+\s*\(", text)]
         if re.search(rf"\b{LUT_MODULE}\s*#", text):  # compressor LUTs: synthesized in the job, one LUT each
             text += LUT_VERILOG
+        if re.search(rf"\b{RAM_MODULE}\s*#", text):  # a zero-initialized RAM (ram.py): counted with its block
+            text += RAM_VERILOG
         job = SynthJob(name, text, "".join(modules[c] for c in children))
         out.jobs[job.key] = job
         out.blocks.append((block, job.key))

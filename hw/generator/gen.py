@@ -3,12 +3,14 @@
 Writes into one folder (created, or replaced if it holds an earlier generation; a half-written
 folder is never left: everything goes to a temporary sibling that is renamed at the end):
 
-* ``bebert_accelerator.v``: the Amaranth design (top module ``bebert_accelerator``);
+* ``bebert_accelerator.v``: the Amaranth design (top module ``bebert_accelerator``), converted with
+  the generator's platform (platform.py);
 * ``bebert_param_memory.v``: the parameter memory module it instantiates (param_memory.py);
 * ``bebert_lut6.v``: the one-LUT module of the PE array's compressor trees (compressor.py);
+* ``bebert_ram.v``: the RAM module of the memories that start at zero, the sequence stores (ram.py);
 * ``lint_waivers.vlt``: the Verilator waivers for Amaranth's output style, each with its reason
   (``verilator --lint-only -Wall lint_waivers.vlt bebert_param_memory.v bebert_lut6.v
-  bebert_accelerator.v``);
+  bebert_ram.v bebert_accelerator.v``);
 * ``images/member<S>_{weights,thresholds,affine}/r<RRRR>_c<CCCC>.hex``: the $readmemh images of
   resident member slot S, one per block-RAM tile (param_memory.py), read by the Verilog from the
   simulator's or synthesis tool's working folder (run it in the generated folder);
@@ -18,8 +20,6 @@ folder is never left: everything goes to a temporary sibling that is renamed at 
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -39,16 +39,22 @@ from ..encoder_units import EncoderUnits, encoder_units
 from ..schedule import inference_cycles
 from .encoder_images import EncoderLayout, encoder_images
 from .images import MEMORIES, member_images, write_tile_images
+from .platform import convert
+from .processes import beside
 from ..blocks.param_memory import MODULE_NAME as PARAM_MEMORY_MODULE
 from ..blocks.param_memory import VERILOG as PARAM_MEMORY_VERILOG
+from ..blocks.ram import MODULE_NAME as RAM_MODULE
+from ..blocks.ram import VERILOG as RAM_VERILOG
 from ..design.plan import AcceleratorPlan, model_act_bits, plan_for
 
 TOP = "bebert_accelerator"
 VERILOG_FILE = f"{TOP}.v"
 MEMORY_FILE = f"{PARAM_MEMORY_MODULE}.v"
 LUT_FILE = f"{LUT_MODULE}.v"
+RAM_FILE = f"{RAM_MODULE}.v"
 # the hand-written modules the Amaranth design instantiates, by file
-LIBRARY = {MEMORY_FILE: PARAM_MEMORY_VERILOG.lstrip(), LUT_FILE: LUT_VERILOG.lstrip()}
+LIBRARY = {MEMORY_FILE: PARAM_MEMORY_VERILOG.lstrip(), LUT_FILE: LUT_VERILOG.lstrip(),
+           RAM_FILE: RAM_VERILOG.lstrip()}
 LINT_WAIVERS_FILE = "lint_waivers.vlt"
 LINT_WAIVERS = Path(__file__).with_name(LINT_WAIVERS_FILE)
 REPORT_FILE = "report.yaml"
@@ -58,10 +64,7 @@ REPORT_TOKENS = 32  # sentence length the report's per-inference cycles assume
 def verilog(plan: AcceleratorPlan, units: EncoderUnits | None = None) -> str:
     """The Amaranth design's Verilog (it instantiates the modules of LIBRARY): the matrix-product
     accelerator, or with ``units`` the encoder on chip."""
-    from amaranth.back import verilog as amaranth_verilog
-
-    top = Accelerator(plan) if units is None else EncoderAccelerator(plan, units)
-    return amaranth_verilog.convert(top, name=TOP, emit_src=False)
+    return convert(lambda: Accelerator(plan) if units is None else EncoderAccelerator(plan, units), TOP)
 
 
 def verilog_sources(folder: Path) -> list[Path]:
@@ -130,9 +133,9 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
     except OSError as exc:
         raise BebertError(f"Cannot write into {out.parent} for the output folder {out}: {exc.strerror}.") from None
     try:
-        # The images and the report are written by a second process while this one has Amaranth
-        # convert the design (the bulk of the time, and single-threaded).
-        with _beside(lambda: _write_images_and_report(plan, staging, tokens, units)):
+        # The images and the report are written by another process while Amaranth converts the
+        # design (the bulk of the time, itself split over two processes: platform.py).
+        with beside(lambda: _write_images_and_report(plan, staging, tokens, units)):
             (staging / VERILOG_FILE).write_text(verilog(plan, units))
             for name, text in LIBRARY.items():
                 (staging / name).write_text(text)
@@ -159,31 +162,6 @@ def _write_images_and_report(plan: AcceleratorPlan, staging: Path, tokens: int, 
         for name, bits in encoder_images(EncoderLayout(plan, units)).items():
             write_tile_images(bits, staging / encoder_image_name(name))
     (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens, units), sort_keys=False))
-
-
-@contextlib.contextmanager
-def _beside(work):
-    """Run ``work`` in a forked process while the body runs; re-raise its exception here after the
-    body (an OSError as itself, so the caller's one-sentence message names it)."""
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-
-    def child():
-        try:
-            work()
-            send.send(None)
-        except BaseException as exc:  # handed to the parent, which raises it
-            send.send(exc if isinstance(exc, OSError) else RuntimeError(f"{type(exc).__name__}: {exc}"))
-
-    process = context.Process(target=child, daemon=True)
-    process.start()
-    try:
-        yield
-    finally:
-        failure = receive.recv() if process.is_alive() or receive.poll() else RuntimeError("the image writer died")
-        process.join()
-    if failure is not None:
-        raise failure
 
 
 def _keep_unchanged_times(old: Path, new: Path) -> None:
