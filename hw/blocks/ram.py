@@ -12,10 +12,10 @@ simulator runs them unchanged.
 
 Contract, the same as the Amaranth memory it replaces: read data one cycle after the address while
 the read enable is high (held otherwise), the word as it was before a write in the same cycle;
-one write enable per ``granularity`` bits. Its read register has no initial value, as Amaranth's
-has none: an initial value costs a LUT per bit on a memory of several block-RAM rows (synthesis
-emulates it), and a block RAM's output register powers up at zero anyway. It maps to the same block
-RAM as the Amaranth memory (the resource check synthesizes it).
+one write enable per ``granularity`` bits. Unlike Amaranth's read port, whose register starts
+undefined, ``bebert_ram``'s starts at zero, as a block RAM's output register powers up: no X in a
+four-state simulator. It maps to the same block RAM as the Amaranth memory (the resource check
+synthesizes it; the read register's initial value costs nothing there, measured both ways).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ VERILOG = """
 // @MODULE@: a RAM that starts at zero (hw/blocks/ram.py). One write port with LANES write enables
 // of WIDTH / LANES bits each; one synchronous read port: read data one cycle after the address
 // while ren is high, the word as it was before a write in the same cycle. The initial block zeroes
-// the words: synthesizers take it as the block RAM's initial contents. The read register has no
-// initial value (one would cost synthesis a LUT per bit on a memory of several block-RAM rows).
+// the words and the read register: synthesizers take it as the block RAM's initial contents, and
+// simulators start from zero, never X.
 module @MODULE@ #(
     parameter integer WIDTH = 8,
     parameter integer DEPTH = 2,
@@ -48,7 +48,10 @@ module @MODULE@ #(
     localparam integer LANE_BITS = WIDTH / LANES;
     reg [WIDTH-1:0] words [0:DEPTH-1];
     integer i, lane;
-    initial for (i = 0; i < DEPTH; i = i + 1) words[i] = {WIDTH{1'b0}};
+    initial begin
+        for (i = 0; i < DEPTH; i = i + 1) words[i] = {WIDTH{1'b0}};
+        rdata = {WIDTH{1'b0}};
+    end
     always @(posedge clk) begin
         for (lane = 0; lane < LANES; lane = lane + 1)
             if (we[lane]) words[waddr][lane * LANE_BITS +: LANE_BITS] <= wdata[lane * LANE_BITS +: LANE_BITS];
