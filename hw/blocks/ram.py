@@ -7,8 +7,8 @@ a memory's initial contents into the netlist bit by bit, zeros included, and tha
 (generator/platform.py), through Amaranth's ``get_memory`` override, lowers every memory that
 ``lowers_to_module`` (it starts at zero and has one write port and one synchronous, non-transparent
 read port) to an instance of ``bebert_ram`` (below), whose initial block zeroes the words in a
-loop; any other memory keeps Amaranth's own lowering. The blocks themselves stay plain Amaranth, so Amaranth's
-simulator runs them unchanged.
+loop; any other memory keeps Amaranth's own lowering. The blocks themselves stay plain Amaranth, so
+Amaranth's simulator runs them unchanged.
 
 Contract, the same as the Amaranth memory it replaces: read data one cycle after the address while
 the read enable is high (held otherwise), the word as it was before a write in the same cycle;

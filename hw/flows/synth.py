@@ -58,6 +58,9 @@ splitnets
 synth_xilinx -family {family} -top {top} -noiopad -noclkbuf
 tee -q -o stat.json stat -tech xilinx -json
 """
+# Hand-written modules synthesized inside the job of the module that instantiates them, their cells
+# counted with its block: the compressor trees' one-LUT cell, and the zero-initialized RAM (ram.py).
+COUNTED_WITH_THEIR_BLOCK = {LUT_MODULE: LUT_VERILOG, RAM_MODULE: RAM_VERILOG}
 _MODULE = re.compile(r"(?:\(\*[^\n]*\*\)\s*\n)*module\s+(\\\S+|\w+)\s*#?\s*\(.*?\nendmodule\n?", re.S)
 _PARAM = re.compile(r"\.(\w+)\((?:32'd)?(\d+)\)")
 
@@ -221,10 +224,9 @@ def design_jobs(verilog: str, top: str) -> DesignJobs:
         if memory_calls:
             continue
         children = [other for other in modules if other != name and re.search(rf"{re.escape(other)}\s+[^\s(]+\s*\(", text)]
-        if re.search(rf"\b{LUT_MODULE}\s*#", text):  # compressor LUTs: synthesized in the job, one LUT each
-            text += LUT_VERILOG
-        if re.search(rf"\b{RAM_MODULE}\s*#", text):  # a zero-initialized RAM (ram.py): counted with its block
-            text += RAM_VERILOG
+        for module, module_verilog in COUNTED_WITH_THEIR_BLOCK.items():
+            if re.search(rf"\b{module}\s*#", text):
+                text += module_verilog
         job = SynthJob(name, text, "".join(modules[c] for c in children))
         out.jobs[job.key] = job
         out.blocks.append((block, job.key))
