@@ -639,16 +639,29 @@ def perturbation(runs: Runs, glue_dir) -> dict:
     return found
 
 
-def render_perturb(found: dict) -> list[str]:
+# The perturbation table's model labels as the GLUE table's columns.
+PERTURB_COLUMN = {"fp32": "fp32", "single 1-1-4": "1-1-4", "BEBERT 1-1-4 x2": "BEBERT 1-1-4 x2"}
+
+
+def render_perturb(found: dict, table: dict) -> list[str]:
     lines = [f"## Input perturbation: {DROP_RATE:.0%} of the tokens dropped (seed {DROP_SEED}), dev", "",
              "| task | model | clean | perturbed | drop |", "| --- | --- | ---: | ---: | ---: |"]
+    differ = []
     for task, row in found.items():
         for label, values in row.items():
             lines.append(f"| {task} | {label} | {values['clean']:.2f} | {values['perturbed']:.2f} | "
                          f"{values['clean'] - values['perturbed']:.2f} |")
+            cell = value(table, task, PERTURB_COLUMN[label]) if task in table else None
+            if cell is not None and abs(cell - values["clean"]) >= 0.005:
+                differ.append(f"{task} {label} {values['clean']:.2f} against {cell:.2f}")
     lines += ["", "Each non-special token of every dev sentence is dropped with probability 0.1 by a draw seeded",
-              "per row (bebert.data.drop_tokens), so every model sees the same perturbed sentences.", ""]
-    return lines
+              "per row (bebert.data.drop_tokens), so every model sees the same perturbed sentences. The models are",
+              "scored here on the CPU; the GLUE table's cells were scored by the training process on its own device."]
+    if differ:
+        lines += [f"Clean scores that differ from their GLUE cell: {'; '.join(differ)}. The checkpoints are the same:",
+                  "on a GPU the two scorings run different float arithmetic (the GPU's kernels against the CPU's), and",
+                  "a binary model's sign functions turn the last-bit differences near zero into flipped dev rows."]
+    return lines + [""]
 
 
 def render_size(runs: Runs) -> list[str]:
@@ -712,7 +725,7 @@ def render(runs: Runs, parts, tasks, glue_dir, wall_s: float, machine: str | Non
     if "seeds" in parts:
         lines += render_seeds(runs)
     if "perturb" in parts:
-        lines += render_perturb(perturbation(runs, glue_dir))
+        lines += render_perturb(perturbation(runs, glue_dir), table)
     if "size" in parts:
         lines += render_size(runs)
     lines += [f"Script wall time this invocation: {wall_s:.0f} s (finished runs are re-read, not retrained).", ""]
