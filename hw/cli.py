@@ -281,7 +281,9 @@ def cmd_dse(args) -> int:
     """Sweep the design space: cycle and resource models, synthesis, the CSV and the plots (hw/flows/dse.py)."""
     from pathlib import Path
 
-    from bebert.hw.flows.dse import ensemble_accuracy, load_sweep, luts, measured_clock, member_latencies, run_sweep, write_csv
+    from bebert.hw.design.devices import DEVICES, device
+    from bebert.hw.flows.dse import (device_clock, ensemble_accuracy, load_sweep, luts, measured_clock,
+                                     member_latencies, run_sweep, write_csv)
     from bebert.hw.flows.plots import write_plots
 
     started = time.perf_counter()
@@ -293,16 +295,17 @@ def cmd_dse(args) -> int:
                  "encoder": False if args.products_only else None, "max_tokens": args.max_tokens,
                  "attention_lanes": _int_list(args.attention_lanes, "--attention-lanes"),
                  "hidden_lanes": _int_list(args.hidden_lanes, "--hidden-lanes")}
+    devices = [device(name) for name in args.device.split(",")] if args.device else list(DEVICES.values())
     sweep = load_sweep(Path(args.spec) if args.spec else None, overrides)
     clock = (sweep["clock_mhz"], "given") if sweep["clock_mhz"] else measured_clock()
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise BebertError(f"Output {out} is a file, not a folder.")
     result = run_sweep(sweep, synthesize=not args.no_synth, scheduler=args.scheduler, workers=args.workers,
-                       clock=clock)
+                       clock=clock, devices=devices)
     csv_path = write_csv(result.rows, out / "dse.csv")
     accuracy = ensemble_accuracy(Path(args.accuracy)) if args.accuracy else {}
-    plots = write_plots(result.rows, out, accuracy, member_latencies(sweep, clock[0]))
+    plots = write_plots(result.rows, out, accuracy, member_latencies(sweep, clock[0]), devices)
     scope = ("whole inferences, the encoder on chip" if sweep["encoder"] else
              "the matrix products alone (the host runs attention and LayerNorms)")
     print(f"design-space exploration of {scope}: {len(result.rows)} point(s) ({len(result.skipped)} skipped), clock "
@@ -331,10 +334,32 @@ def cmd_dse(args) -> int:
     print(f"  most sentences/s per LUT: {best['model']} PE {best['pe']} SIMD {best['simd']} resident "
           f"{best['resident']} {best['mapping']}: {best['sentences_per_s']:.1f} sentences/s, "
           f"{luts(best):,.0f} LUTs ({'synthesized' if best['synthesized'] else 'model'})")
+    for target in devices:
+        print("  " + device_summary(target, device_clock(target, clock), result.rows))
     print(f"  wrote {csv_path}")
     for path in plots:
         print(f"  wrote {path}")
     return 0
+
+
+def device_summary(target, clock: tuple[float, str], rows: list[dict]) -> str:
+    """One device's verdict on a sweep: how many points fit, the fastest that does, what stops the rest."""
+    key = target.name.replace("-", "_")
+    head = (f"{target.name} ({target.board}, {target.part}; {target.memory}, {target.bandwidth_gb_s:g} GB/s; "
+            f"{clock[0]:.1f} MHz, {clock[1]}): ")
+    fitting = [r for r in rows if r[f"{key}_fits"]]
+    stopped: dict[str, int] = {}
+    for r in rows:
+        if not r[f"{key}_fits"]:
+            stopped[target.units[r[f"{key}_bound"]]] = stopped.get(target.units[r[f"{key}_bound"]], 0) + 1
+    rest = ", ".join(f"{unit} {count}" for unit, count in sorted(stopped.items(), key=lambda kv: -kv[1]))
+    if not fitting:
+        return head + f"no point fits (stopped by {rest})"
+    best = max(fitting, key=lambda r: r[f"{key}_sentences_per_s"])
+    shares = ", ".join(f"{target.units[f]} {100 * best[f'{key}_{f}_share']:.0f}%" for f in ("lut", "ff", "bram", "dsp"))
+    return (head + f"{len(fitting)} of {len(rows)} point(s) fit; fastest {best['model']} PE {best['pe']} SIMD "
+            f"{best['simd']} {best['mapping']}: {best[f'{key}_sentences_per_s']:.1f} sentences/s "
+            f"({best[f'{key}_bound']}-bound), {shares}" + (f"; the others stopped by {rest}" if rest else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-lanes", help="comma-separated keys a cycle of the attention units (default 4)")
     p.add_argument("--hidden-lanes", help="comma-separated hidden values a cycle of the residual stream and "
                                           "LayerNorm (default 8)")
+    p.add_argument("--device", help="comma-separated target devices to judge every point on (default all: "
+                                    "zu9eg, ecp5-85f): fits or not, what stops or bounds it, a Pareto plot each")
     p.add_argument("--no-synth", action="store_true", help="resource model only, no synthesis")
     p.add_argument("--synth-max-mbit", type=float, help="synthesize only designs with at most this much parameter "
                                                          "memory on chip (default 80; a BERT-base member has 118)")

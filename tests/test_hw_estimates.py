@@ -169,6 +169,7 @@ def test_unreachable_scheduler_is_one_sentence(tmp_path):
     (["--pe", "0"], ["'pe'", "0"]),
     (["--pe", "4096"], ["no valid design point", "--pe 4096"]),
     (["--tokens", "0"], ["tokens"]),
+    (["--device", "zu9eg,vu9p"], ["Unknown device 'vu9p'", "zu9eg, ecp5-85f"]),
 ])
 def test_bad_sweeps_are_one_sentence(args, words, tmp_path):
     done = hw("dse", "--no-synth", "--accuracy", "", "--out", tmp_path / "d", *args)

@@ -25,6 +25,13 @@ Mappings: ``multiplexed`` runs every member one after another on one PE array (t
 built); ``replicated`` gives each member its own copy of the one-member accelerator, all running
 at once: members times the resources, one member's latency, and the host joins the logits.
 
+Devices (hw/design/devices.py): every row says, per target device (``--device``; default all of
+them), whether the point fits its LUTs, flip-flops, block RAM and multipliers (synthesized figures
+where the point was synthesized), which budget stops it if not, and, if it fits, its sentences per
+second at the device's clock and what bounds them: compute, or the board's external memory feeding
+the embedding rows (whole inferences only; the products alone exchange every layer's rows with the
+host, which is not modelled as memory traffic).
+
 Conventions: a binary MAC is a 1-bit weight times one bit plane of an activation (a b-bit code
 costs b of them); one binary MAC is 2 binary operations (XNOR/AND and the popcount's add), as
 FINN counts. Peak binary GOPS is 2 x PE x SIMD x clock (x copies, replicated).
@@ -47,10 +54,11 @@ from bebert.errors import BebertError
 
 from ..accelerator import run_cycles
 from ..design.config import ConfigError, HardwareConfig
+from ..design.devices import DEVICES, Device, assess
 from ..design.dims import MODELS, SETTINGS, shape_from_dims
 from ..design.plan import AcceleratorPlan, ModelShape
 from ..encoder_units import EncoderUnits, encoder_units, nominal_constants
-from ..resources import RESOURCE_FIELDS, total
+from ..resources import RESOURCE_FIELDS, Resources, total
 
 TOP = "bebert_accelerator"
 MAPPINGS = ("multiplexed", "replicated")
@@ -381,6 +389,44 @@ def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
     return row
 
 
+def traffic_bits(point: DesignPoint, tokens: int) -> int | None:
+    """External-memory bits one inference needs: with the encoder on chip (every member resident), the
+    embedding rows the host streams, as the port carries them (every member, every token, whole beats);
+    None for the products alone (their rows go to and from the host after every step)."""
+    if not point.encoder:
+        return None
+    plan = point.plan()
+    residual = point.units(plan).residual
+    beats = -(-residual.hidden // residual.lanes)
+    return plan.ensemble_members * tokens * beats * residual.lanes * residual.add_bits
+
+
+def device_clock(target: Device, clock: tuple[float, str]) -> tuple[float, str]:
+    """The clock a device's figures assume: the sweep's when given, else the device's own."""
+    if clock[1] == "given" or target.clock_mhz is None:
+        return clock
+    return target.clock_mhz, target.clock_note
+
+
+def device_columns(row: dict, point: DesignPoint, devices: list[Device], clock: tuple[float, str]) -> dict:
+    """A row's verdict on each device (the synthesized resources where the point was synthesized)."""
+    source = "synth" if row.get("synthesized") else "model"
+    resources = Resources(*(row[f"{source}_{f}"] for f in RESOURCE_FIELDS))
+    traffic = traffic_bits(point, row["tokens"])
+    columns = {"traffic_bits": traffic}
+    for target in devices:
+        clock_mhz, _ = device_clock(target, clock)
+        verdict = assess(target, resources, row["cycles"], clock_mhz, traffic)
+        key = target.name.replace("-", "_")
+        columns.update({f"{key}_fits": verdict.fits, f"{key}_bound": verdict.bound, f"{key}_clock_mhz": clock_mhz,
+                        f"{key}_sentences_per_s": round(verdict.sentences_per_s, 3),
+                        f"{key}_bandwidth_share": None if verdict.bandwidth_share is None
+                        else round(verdict.bandwidth_share, 5)})
+        columns.update({f"{key}_{f}_used": round(verdict.used[f]) for f in verdict.used})
+        columns.update({f"{key}_{f}_share": round(verdict.share[f], 4) for f in verdict.share})
+    return columns
+
+
 @dataclass
 class SweepResult:
     rows: list[dict]
@@ -391,14 +437,14 @@ class SweepResult:
 
 
 def run_sweep(sweep: dict, synthesize: bool = True, scheduler: str | None = None, workers: int | None = None,
-              clock: tuple[float, str] = (100.0, "assumed")) -> SweepResult:
+              clock: tuple[float, str] = (100.0, "assumed"), devices: list[Device] | None = None) -> SweepResult:
     """Evaluate every valid point of a sweep; with ``synthesize``, also synthesize every design whose
     parameter memories on chip stay within ``synth_max_mbit`` (a BERT-base member's 85 Mbit fits no
     FPGA's block RAM, and its memories of thousands of tiles take Yosys many minutes each)."""
     points, skipped = sweep_points(sweep)
     limit = sweep["synth_max_mbit"] * 1e6
     return run_points(points, sweep["tokens"], synthesize, scheduler, workers, clock, skipped,
-                      synthesize_if=lambda p: memory_bits(p) <= limit)
+                      synthesize_if=lambda p: memory_bits(p) <= limit, devices=devices)
 
 
 def memory_bits(point: DesignPoint) -> int:
@@ -418,9 +464,11 @@ def memory_bits(point: DesignPoint) -> int:
 
 def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, scheduler: str | None = None,
                workers: int | None = None, clock: tuple[float, str] = (100.0, "assumed"),
-               skipped: list | None = None, synthesize_if=lambda point: True) -> SweepResult:
+               skipped: list | None = None, synthesize_if=lambda point: True,
+               devices: list[Device] | None = None) -> SweepResult:
     """Evaluate points; with ``synthesize``, generate and synthesize every distinct design (of the
-    points ``synthesize_if`` accepts; the others get the resource model only, marked in the rows)."""
+    points ``synthesize_if`` accepts; the others get the resource model only, marked in the rows);
+    then judge every point on ``devices`` (default: every device in hw/design/devices.py)."""
     from .parallel import run_parallel
     from .synth import design_jobs
     from .synth import synthesize as synthesize_designs
@@ -446,6 +494,8 @@ def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, 
             row.update({f"synth_{f}": round(getattr(total, f)) for f in RESOURCE_FIELDS})
             row["synth_encoder_lut_share"] = round(encoder_share(result.blocks), 4)
             row.update({f"synth_{name}_lut": round(res.lut * point.copies) for name, res in result.blocks.items()})
+    for row, point in zip(rows, points):
+        row.update(device_columns(row, point, list(DEVICES.values()) if devices is None else devices, clock))
     return SweepResult(rows, skipped or [], time.perf_counter() - started, synthesis_seconds, bool(chosen))
 
 

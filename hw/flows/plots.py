@@ -6,7 +6,9 @@
 * ``resources_by_block``: LUTs per block (the encoder's units in groups) of each design point;
 * ``cycles_by_layer``: cycles of one inference per layer type, and the PE array's waits for the
   encoder's units;
-* ``weights_on_chip``: parameter memory bits against the block RAM of an ECP5-85F and a ZU9EG.
+* ``weights_on_chip``: parameter memory bits against the block RAM of each target device;
+* ``pareto_<device>``: per target device, sentences/s at its clock against its LUT budget used,
+  the points that fit filled and their Pareto front drawn, the others marked with what stops them.
 
 Resources come from synthesis where the sweep ran it, else from the resource model (the plots
 say which).
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Block RAM capacity in bits: ECP5-85F 208 EBR of 18 kbit; Zynq UltraScale+ ZU9EG 912 RAMB36.
-DEVICES = {"ECP5-85F": 208 * 18 * 1024, "ZU9EG": 912 * 36 * 1024}
+from ..design.devices import DEVICES, Device
+
+# Block RAM capacity in bits of the target devices (hw/design/devices.py).
+BRAM_BITS = {target.name: target.bram * (18 if target.fabric == "ecp5" else 36) * 1024 for target in DEVICES.values()}
 # The bars' series: the matrix-product blocks one by one, the encoder's in groups.
 BLOCK_GROUPS = {
     "controller": ("controller",), "buffers": ("buffers",), "pe_array": ("pe_array",), "output_unit": ("output_unit",),
@@ -179,7 +183,7 @@ def plot_weights_on_chip(rows: list[dict], out: Path) -> list[Path]:
         for k, bits in mine:
             ax.annotate(f"{k} member(s)", (i + 0.1 * k, bits / 1e6), fontsize=6, xytext=(4, 0),
                         textcoords="offset points")
-    for name, bits in DEVICES.items():
+    for name, bits in BRAM_BITS.items():
         ax.axhline(bits / 1e6, linestyle="--", linewidth=1)
         ax.annotate(f"{name} block RAM", (0, bits / 1e6), fontsize=7, xytext=(0, 3), textcoords="offset points")
     ax.set_xticks(range(len(models)), models, fontsize=7)
@@ -189,11 +193,46 @@ def plot_weights_on_chip(rows: list[dict], out: Path) -> list[Path]:
     return _save(fig, out, "weights_on_chip")
 
 
+def plot_device_pareto(rows: list[dict], target: Device, out: Path) -> list[Path]:
+    """Sentences/s at the device's clock against the share of its LUTs used: the points that fit
+    (filled, Pareto front dashed) and those that do not (grey crosses, at the rate they would reach,
+    labelled with the budget that stops them)."""
+    plt = _pyplot()
+    key = target.name.replace("-", "_")
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    fitting = [r for r in rows if str(r[f"{key}_fits"]) == "True"]
+    for n, model in enumerate(sorted({r["model"] for r in rows})):
+        mine = [r for r in fitting if r["model"] == model]
+        if mine:
+            xs = [100 * float(r[f"{key}_lut_share"]) for r in mine]
+            ys = [float(r[f"{key}_sentences_per_s"]) for r in mine]
+            ax.scatter(xs, ys, color=f"C{n}", label=f"{model} (fits)")
+            front = pareto_front(list(zip(xs, ys)))
+            ax.plot([p[0] for p in front], [p[1] for p in front], "--", color=f"C{n}", linewidth=1)
+    for bound in sorted({r[f"{key}_bound"] for r in rows if str(r[f"{key}_fits"]) != "True"}):
+        stopped = [r for r in rows if str(r[f"{key}_fits"]) != "True" and r[f"{key}_bound"] == bound]
+        rate = [float(r[f"{key}_clock_mhz"]) * 1e6 / float(r["cycles"]) for r in stopped]
+        ax.scatter([100 * float(r[f"{key}_lut_share"]) for r in stopped], rate, marker="x", color="0.6",
+                   label=f"does not fit: {target.units[bound]} ({len(stopped)})")
+    ax.axvline(100, color="k", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{target.units['lut']}s used, % of the {target.part}'s {target.lut:,}")
+    ax.set_ylabel(f"sentences / s at {float(rows[0][f'{key}_clock_mhz']):.1f} MHz")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{target.board} ({target.part}, {target.memory}): {len(fitting)} of {len(rows)} points fit "
+                 f"({_scope(rows[0])})", fontsize=9)
+    return _save(fig, out, f"pareto_{target.name}")
+
+
 def write_plots(rows: list[dict], out: Path, accuracy: dict[int, float] | None = None,
-                latencies: list[dict] | None = None) -> list[Path]:
+                latencies: list[dict] | None = None, devices: list[Device] | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = plot_pareto(rows, out) + plot_resources_by_block(rows, out) + plot_cycles_by_layer(rows, out)
     paths += plot_weights_on_chip(rows, out)
+    for target in DEVICES.values() if devices is None else devices:
+        paths += plot_device_pareto(rows, target, out)
     if accuracy and latencies:
         paths += plot_accuracy_latency(latencies, accuracy, rows[0]["tokens"], rows[0]["clock_mhz"], out)
     return paths
