@@ -183,14 +183,19 @@ def cmd_gen(args) -> int:
     plan = plan_for(simulation, configure(simulation, args.pe, args.simd, args.members, args.act_bits))
     units = (None if args.products_only
              else encoder_build(plan, args.max_tokens, args.attention_lanes, args.hidden_lanes))
-    files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens, units=units)
+    from bebert.hw.axi_system import artifact_id
+
+    files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens, units=units, interface=args.interface,
+                     artifact=artifact_id(simulation.path))
     cfg = plan.config
     kind = "matrix-product accelerator" if args.products_only else "encoder on chip"
     print(f"{kind} for {simulation.path} ({plan.ensemble_members} member(s), {plan.resident} resident): "
           f"PE {cfg.pe} x SIMD {cfg.simd}, {cfg.act_bits}-bit activations")
     if units is not None:
         print(f"  sentences of up to {args.max_tokens} tokens, {args.attention_lanes} attention lanes, "
-              f"{args.hidden_lanes} hidden lanes")
+              f"{args.hidden_lanes} hidden lanes; "
+              + ("AXI4-Lite registers and AXI4-Stream data (register map: report.yaml, docs/accelerator.md)"
+                 if args.interface == "axi" else "its own valid/ready ports"))
     for path in files:
         if path.is_dir():  # the images: one file per block-RAM tile
             tiles = [f for f in path.rglob("*") if f.is_file()]
@@ -402,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "LayerNorm (default 8)")
     p.add_argument("--products-only", action="store_true", help="the matrix-product accelerator alone: attention, "
                    "softmax, LayerNorms and residual adds left to the host (bebert.hw.host)")
+    p.add_argument("--interface", default="native", help="native (the project's valid/ready ports and the trace "
+                   "ports the co-simulation checks) or axi (AXI4-Lite registers, AXI4-Stream embedding rows and "
+                   "results, an interrupt: a block for a Zynq or ECP5 system); default native")
     p.add_argument("--out", default="accelerator", help="output folder (default ./accelerator)")
     p.add_argument("--force", action="store_true", help="replace an output folder that holds other files")
     p.set_defaults(func=cmd_gen)

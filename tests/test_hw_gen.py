@@ -182,6 +182,8 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     (["--hidden-lanes", 0], "LayerNorm lanes must be 1 to the row width 384, not 0"),
     (["--pe", 48], "PE 48 and the head size 32 must divide one into the other"),
     (["--members", 1], "the encoder on chip needs every member resident, not 1 of 2"),
+    (["--interface", "axi4"], "--interface must be one of native, axi, not 'axi4'"),
+    (["--interface", "axi", "--products-only"], "--interface axi is the encoder on chip's; drop --products-only"),
 ])
 def test_gen_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
     out = tmp_path / "never"
@@ -210,17 +212,18 @@ def test_builtin_gen_default(tmp_path):
         assert tiles and sum(len(t.read_text().split()) for t in tiles) >= words
 
 
-@pytest.mark.parametrize("top", ["accelerator", "encoder"])
+@pytest.mark.parametrize("top", ["accelerator", "encoder", "encoder-axi"])
 def test_lint_clean_with_listed_waivers(tiny, tmp_path, top):
     """verilator --lint-only -Wall: no warning beyond the waivers gen writes (hand-written modules: none),
-    for the matrix-product accelerator and the encoder on chip."""
+    for the matrix-product accelerator and the encoder on chip, with its own ports and behind AXI."""
     path, simulation = tiny
     bits = simulation.members[0].layers[0].input_codes.bits
     if top == "accelerator":
         generate(plan_for(simulation, HardwareConfig(6, 20, 1, bits)), tmp_path / "gen")
     else:  # every member resident; widths that nest (PE and SIMD against the head size 8 and 4 lanes)
         plan = plan_for(simulation, HardwareConfig(8, 16, None, bits))
-        generate(plan, tmp_path / "gen", tokens=8, units=encoder_units(plan, 8, 2, 4))
+        generate(plan, tmp_path / "gen", tokens=8, units=encoder_units(plan, 8, 2, 4),
+                 interface="axi" if top == "encoder-axi" else "native")
     env = {**os.environ, **verilator_environment()}
     sources = verilog_sources(tmp_path / "gen")
     lint = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", TOP, LINT_WAIVERS_FILE,

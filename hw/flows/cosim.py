@@ -188,6 +188,23 @@ def cosimulate_encoder(artifact, config, sentences: list[tuple[list[int], list[i
                        gap, waves, simulator)
 
 
+def cosimulate_axi(artifact, config, sentences: list[tuple[list[int], list[int]]], out: Path, tokens: int,
+                   attention_lanes: int, hidden_lanes: int, testcase: str | list[str] | None = None,
+                   gap: float = 0.0, simulator: str = "verilator") -> dict:
+    """As ``cosimulate_encoder``, for the encoder behind AXI (``gen --interface axi``, axi_system.py),
+    driven by cocotbext-axi's masters (bebert.hw.testbench.axi_system)."""
+    from ..generator.gen import generate_encoder_for_artifact
+
+    def generate(artifact, out):
+        generate_encoder_for_artifact(artifact, config, out, tokens, attention_lanes, hidden_lanes, force=True,
+                                      interface="axi")
+
+    test_settings = {"pe": config.pe, "simd": config.simd, "act_bits": config.act_bits, "tokens": tokens,
+                     "attention_lanes": attention_lanes, "hidden_lanes": hidden_lanes}
+    return _cosimulate(artifact, generate, "bebert.hw.testbench.axi_system", test_settings, sentences, out, testcase,
+                       gap, False, simulator)
+
+
 def _cosimulate(artifact, generate, test_module: str, test_settings: dict, sentences, out: Path,
                 testcase: str | list[str] | None, gap: float, waves: bool, simulator: str,
                 synthesized: str | None = None) -> dict:

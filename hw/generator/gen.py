@@ -4,7 +4,8 @@ Writes into one folder (created, or replaced if it holds an earlier generation; 
 folder is never left: everything goes to a temporary sibling that is renamed at the end):
 
 * ``bebert_accelerator.v``: the Amaranth design (top module ``bebert_accelerator``), converted with
-  the generator's platform (platform.py);
+  the generator's platform (platform.py): the encoder on chip with its own ports, or with
+  ``--interface axi`` behind AXI4-Lite and AXI4-Stream (axi_system.py), or the matrix products alone;
 * ``bebert_param_memory.v``: the parameter memory module it instantiates (param_memory.py);
 * ``bebert_lut6.v``: the one-LUT module of the PE array's compressor trees (compressor.py);
 * ``bebert_ram.v``: the RAM module of the memories that start at zero, the sequence stores (ram.py);
@@ -31,6 +32,7 @@ import yaml
 from bebert.errors import BebertError
 
 from ..accelerator import Accelerator, image_name, run_cycles, step_cycles
+from ..axi_system import REGISTERS, AxiEncoderSystem
 from ..blocks.compressor import MODULE_NAME as LUT_MODULE
 from ..blocks.compressor import VERILOG as LUT_VERILOG
 from ..design.config import HardwareConfig
@@ -61,9 +63,18 @@ REPORT_FILE = "report.yaml"
 REPORT_TOKENS = 32  # sentence length the report's per-inference cycles assume
 
 
-def verilog(plan: AcceleratorPlan, units: EncoderUnits | None = None) -> str:
+INTERFACES = ("native", "axi")
+
+
+def verilog(plan: AcceleratorPlan, units: EncoderUnits | None = None, interface: str = "native",
+            artifact: int = 0) -> str:
     """The Amaranth design's Verilog (it instantiates the modules of LIBRARY): the matrix-product
-    accelerator, or with ``units`` the encoder on chip."""
+    accelerator, or with ``units`` the encoder on chip, with its own ports (``native``) or behind
+    AXI4-Lite and AXI4-Stream (``axi``: axi_system.py, whose build registers name ``artifact``)."""
+    if interface == "axi":
+        if units is None:
+            raise BebertError("--interface axi is the encoder on chip's; drop --products-only.")
+        return convert(lambda: AxiEncoderSystem(plan, units, artifact), TOP)
     return convert(lambda: Accelerator(plan) if units is None else EncoderAccelerator(plan, units), TOP)
 
 
@@ -72,11 +83,13 @@ def verilog_sources(folder: Path) -> list[Path]:
     return [Path(folder) / name for name in LIBRARY] + [Path(folder) / VERILOG_FILE]
 
 
-def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS, units: EncoderUnits | None = None) -> dict:
+def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS, units: EncoderUnits | None = None,
+           interface: str = "native", artifact: int = 0) -> dict:
     cfg = plan.config
     cycles = run_cycles(plan, tokens)
     shapes = plan.memory_shapes
     out = {
+        "interface": interface,
         "parameters": {"pe": cfg.pe, "simd": cfg.simd, "act_bits": cfg.act_bits,
                        "members_resident": plan.resident, "ensemble_members": plan.ensemble_members,
                        "combine": plan.combine},
@@ -104,14 +117,24 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS, units: EncoderUni
                       "hidden_lanes": units.residual.lanes,
                       "memory_words": EncoderLayout(plan, units).depths(),
                       "memory_widths": EncoderLayout(plan, units).widths()}
+    if interface == "axi":
+        system = AxiEncoderSystem(plan, units, artifact)
+        out["registers"] = {name: {"address": f"0x{reg.address:02X}", "access": reg.access,
+                                   **({"value": value} if (value := system.build_registers().get(name)) is not None
+                                      else {})} for name, reg in REGISTERS.items()}
     return out
 
 
 def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int = REPORT_TOKENS,
-             units: EncoderUnits | None = None) -> list[Path]:
+             units: EncoderUnits | None = None, interface: str = "native", artifact: int = 0) -> list[Path]:
     """Write the Verilog, the images and the report into ``out``; returns the files written. With
-    ``units``, the encoder on chip (encoder_accelerator.py) and its units' memory images too."""
+    ``units``, the encoder on chip (encoder_accelerator.py) and its units' memory images too;
+    ``interface`` (INTERFACES) chooses its ports, ``artifact`` the AXI build registers' artifact id."""
     out = Path(out)
+    if interface not in INTERFACES:
+        raise BebertError(f"--interface must be one of {', '.join(INTERFACES)}, not {interface!r}.")
+    if interface == "axi" and units is None:
+        raise BebertError("--interface axi is the encoder on chip's; drop --products-only.")
     if not 1 <= tokens <= plan.max_tokens:
         raise BebertError(f"--tokens {tokens} is outside the model's sentence lengths, 1 to {plan.max_tokens} tokens "
                           "(its position table).")
@@ -135,8 +158,8 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
     try:
         # The images and the report are written by another process while Amaranth converts the
         # design (the bulk of the time, itself split over two processes: platform.py).
-        with beside(lambda: _write_images_and_report(plan, staging, tokens, units)):
-            (staging / VERILOG_FILE).write_text(verilog(plan, units))
+        with beside(lambda: _write_images_and_report(plan, staging, tokens, units, interface, artifact)):
+            (staging / VERILOG_FILE).write_text(verilog(plan, units, interface, artifact))
             for name, text in LIBRARY.items():
                 (staging / name).write_text(text)
             shutil.copyfile(LINT_WAIVERS, staging / LINT_WAIVERS_FILE)
@@ -153,7 +176,8 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
     return sorted(out.iterdir())
 
 
-def _write_images_and_report(plan: AcceleratorPlan, staging: Path, tokens: int, units: EncoderUnits | None) -> None:
+def _write_images_and_report(plan: AcceleratorPlan, staging: Path, tokens: int, units: EncoderUnits | None,
+                             interface: str, artifact: int) -> None:
     for s in range(plan.resident):
         images = member_images(plan, s)
         for name in MEMORIES:
@@ -161,7 +185,8 @@ def _write_images_and_report(plan: AcceleratorPlan, staging: Path, tokens: int, 
     if units is not None:
         for name, bits in encoder_images(EncoderLayout(plan, units)).items():
             write_tile_images(bits, staging / encoder_image_name(name))
-    (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens, units), sort_keys=False))
+    (staging / REPORT_FILE).write_text(yaml.safe_dump(report(plan, tokens, units, interface, artifact),
+                                                      sort_keys=False))
 
 
 def _keep_unchanged_times(old: Path, new: Path) -> None:
@@ -185,15 +210,18 @@ def generate_for_artifact(artifact, config: HardwareConfig, out: Path, force: bo
 
 
 def generate_encoder_for_artifact(artifact, config: HardwareConfig, out: Path, tokens: int, attention_lanes: int,
-                                  hidden_lanes: int, force: bool = False):
+                                  hidden_lanes: int, force: bool = False, interface: str = "native"):
     """As ``generate_for_artifact``, for the encoder on chip with its units sized for sentences of up
-    to ``tokens`` tokens; returns (plan, units, files, seconds)."""
+    to ``tokens`` tokens, with ``interface``'s ports; returns (plan, units, files, seconds)."""
     from bebert.sim.ensemble import load_simulation
+
+    from ..axi_system import artifact_id
 
     started = time.perf_counter()
     plan = plan_for(load_simulation(artifact), config)
     units = encoder_units(plan, tokens, attention_lanes, hidden_lanes)
-    files = generate(plan, out, force, tokens=min(REPORT_TOKENS, tokens), units=units)
+    files = generate(plan, out, force, tokens=min(REPORT_TOKENS, tokens), units=units, interface=interface,
+                     artifact=artifact_id(artifact))
     return plan, units, files, time.perf_counter() - started
 
 
