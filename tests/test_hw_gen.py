@@ -241,6 +241,8 @@ def test_lint_clean_with_listed_waivers(tiny, tmp_path, top):
     (["--simd", 0], "--simd must be a positive integer, not 0"),
     (["--simulator", "modelsim"], "--simulator must be one of verilator, icarus, not 'modelsim'"),
     (["--simulator", "icarus", "--waves"], "Waveforms are recorded under Verilator only"),
+    (["--interface", "pcie"], "--interface must be one of native, axi, not 'pcie'"),
+    (["--interface", "axi", "--products-only"], "--interface axi runs the encoder on chip in its AXI shell"),
 ])
 def test_cosim_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
     result = hw("cosim", *args, "--out", tmp_path / "never")

@@ -1,7 +1,8 @@
 """cocotb testbench of the encoder behind AXI (axi_system.py), driven by cocotbext-axi.
 
 Settings (BEBERT_COSIM, from bebert.hw.flows.cosim.cosimulate_axi): artifact, pe, simd, act_bits,
-tokens, attention_lanes, hidden_lanes, sentences, results (as the encoder's testbench).
+tokens, attention_lanes, hidden_lanes, sentences, gap (the probability of a pause on each stream
+each cycle), results (as the encoder's testbench).
 
 A driver's view: AxiLiteMaster writes LENGTH and CONTROL and reads STATUS, the counters and the
 build registers; AxiStreamSource sends each embedding row as one frame (TLAST on its last beat);
@@ -47,9 +48,11 @@ def pauses(probability: float, seed: int):
 
 
 class Bench:
-    def __init__(self, dut, gap: float = 0.0):
+    def __init__(self, dut, gap: float | None = None):
+        """``gap``: the probability of a pause on each stream each cycle (default: the settings')."""
         self.dut, self.s = dut, settings()
         s = self.s
+        gap = s.get("gap", 0.0) if gap is None else gap
         self.simulation = load_simulation(s["artifact"])
         self.plan = plan_for(self.simulation, HardwareConfig(s["pe"], s["simd"], None, s["act_bits"]))
         self.units = encoder_units(self.plan, s["tokens"], s["attention_lanes"], s["hidden_lanes"])
