@@ -61,9 +61,11 @@ class Bench:
         self.regs = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         self.embed = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_embed"), dut.clk, dut.rst)
         self.result = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_result"), dut.clk, dut.rst)
-        if gap:
-            self.embed.set_pause_generator(pauses(gap, 11))
-            self.result.set_pause_generator(pauses(gap, 13))
+        if gap:  # every channel of every interface: the data streams and the register file's five
+            channels = [self.embed, self.result, self.regs.write_if.aw_channel, self.regs.write_if.w_channel,
+                        self.regs.write_if.b_channel, self.regs.read_if.ar_channel, self.regs.read_if.r_channel]
+            for seed, channel in enumerate(channels, start=11):
+                channel.set_pause_generator(pauses(gap, seed))
 
     async def reset(self):
         self.dut.rst.value = 1
@@ -168,8 +170,9 @@ async def sentences_over_axi(dut):
 
 @cocotb.test()
 async def pauses_on_every_stream(dut):
-    """TVALID pauses on the embedding stream and TREADY pauses on the result stream, 30% of cycles each:
-    the same classes; the counter exceeds the model by waits that STALLS counts."""
+    """TVALID pauses on the embedding stream, TREADY pauses on the result stream, and pauses on the AXI4-Lite
+    AW, W and AR (VALID) and B and R (READY) channels, 30% of cycles each: the same classes, registers
+    read and written as without pauses; the counter exceeds the model by waits that STALLS counts."""
     bench = Bench(dut, gap=0.3)
     await bench.reset()
     for ids, types in bench.s["sentences"]:
