@@ -35,8 +35,9 @@ from bebert.hw.schedule import inference_cycles
 from bebert.hw.testbench.streams import pack, resolved
 from bebert.sim.ensemble import load_simulation
 
-OUTPUTS = ("s_axil_awready", "s_axil_wready", "s_axil_bvalid", "s_axil_arready", "s_axil_rvalid",
-           "s_axis_embed_tready", "m_axis_result_tvalid", "m_axis_result_tlast", "irq")
+OUTPUTS = ("s_axil_awready", "s_axil_wready", "s_axil_bvalid", "s_axil_bresp", "s_axil_arready", "s_axil_rvalid",
+           "s_axil_rresp", "s_axil_rdata", "s_axis_embed_tready", "m_axis_result_tvalid", "m_axis_result_tdata",
+           "m_axis_result_tlast", "irq")
 UNMAPPED = 0xFC
 
 
