@@ -379,7 +379,9 @@ def device_summary(target, clock: tuple[float, str], rows: list[dict]) -> str:
     shares = ", ".join(f"{target.units[f]} {100 * best[f'{key}_{f}_share']:.0f}%" for f in ("lut", "ff", "bram", "dsp"))
     return (head + f"{len(fitting)} of {len(rows)} point(s) fit; fastest {best['model']} PE {best['pe']} SIMD "
             f"{best['simd']} {best['mapping']}: {best[f'{key}_sentences_per_s']:.1f} sentences/s "
-            f"({best[f'{key}_bound']}-bound), {shares}" + (f"; the others stopped by {rest}" if rest else ""))
+            f"({best[f'{key}_bound']}-bound" + ("" if best[f"{key}_bandwidth_share"] is not None else
+                                                 "; the host's traffic of the products alone not assessed")
+            + f"), {shares}" + (f"; the others stopped by {rest}" if rest else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
