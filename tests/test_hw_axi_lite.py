@@ -31,6 +31,19 @@ def run(bench_body):
     return seen
 
 
+LIMIT = 20  # cycles any handshake may take; a block that never answers fails instead of hanging
+
+
+async def until(ctx, signal, what: str, on_tick=lambda: None):
+    """Tick until ``signal`` is high, at most LIMIT cycles."""
+    for _ in range(LIMIT):
+        if ctx.get(signal):
+            return
+        await ctx.tick()
+        on_tick()
+    raise AssertionError(f"{what} not within {LIMIT} cycles")
+
+
 async def write(ctx, bus, address, data, data_first=False, gap=0, bready_after=0):
     """One write: address and data ``gap`` cycles apart (data first if asked), BREADY held low
     ``bready_after`` cycles after BVALID; returns (BRESP, the strobes seen, cycles BVALID was held)."""
@@ -49,18 +62,14 @@ async def write(ctx, bus, address, data, data_first=False, gap=0, bready_after=0
     ctx.set(bus.wdata, data)
     for valid, ready in (first, second):
         ctx.set(valid, 1)
-        while not ctx.get(ready):
-            await ctx.tick()
-            watch()
+        await until(ctx, ready, "AWREADY or WREADY", watch)
         await ctx.tick()
         watch()
         ctx.set(valid, 0)
         for _ in range(gap):
             await ctx.tick()
             watch()
-    while not ctx.get(bus.bvalid):
-        await ctx.tick()
-        watch()
+    await until(ctx, bus.bvalid, "BVALID", watch)
     held = 0
     for _ in range(bready_after):
         await ctx.tick()
@@ -82,12 +91,10 @@ async def write(ctx, bus, address, data, data_first=False, gap=0, bready_after=0
 async def read(ctx, bus, address, rready_after=0):
     ctx.set(bus.araddr, address)
     ctx.set(bus.arvalid, 1)
-    while not ctx.get(bus.arready):
-        await ctx.tick()
+    await until(ctx, bus.arready, "ARREADY")
     await ctx.tick()
     ctx.set(bus.arvalid, 0)
-    while not ctx.get(bus.rvalid):
-        await ctx.tick()
+    await until(ctx, bus.rvalid, "RVALID")
     for _ in range(rready_after):
         await ctx.tick()
         assert ctx.get(bus.rvalid) and not ctx.get(bus.arready), "RVALID dropped, or a read taken while one waits"
