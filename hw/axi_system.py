@@ -69,6 +69,14 @@ def embed_data_bits(units: EncoderUnits) -> int:
     return 8 * -(-(r.lanes * r.add_bits) // 8)
 
 
+def build_registers(plan: AcceleratorPlan, units: EncoderUnits, artifact: int) -> dict[str, int]:
+    """The read-only build registers' values."""
+    a, r = units.attention, units.residual
+    return {"format": FORMAT | plan.config.act_bits << 8 | plan.ensemble_members << 16,
+            "array": plan.config.pe | plan.config.simd << 16, "max_tokens": a.tokens,
+            "embed_format": r.lanes | r.add_bits << 8 | r.beats << 16, "artifact": artifact}
+
+
 class AxiEncoderSystem(wiring.Component):
     def __init__(self, plan: AcceleratorPlan, units: EncoderUnits, artifact: int = 0):
         self.plan, self.units, self.artifact = plan, units, artifact
@@ -86,13 +94,6 @@ class AxiEncoderSystem(wiring.Component):
         protocol = ("awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready", "bresp", "bvalid",
                     "bready", "araddr", "arvalid", "arready", "rdata", "rresp", "rvalid", "rready")
         return {name: self.bus.signature.members[name] for name in protocol}
-
-    def build_registers(self) -> dict[str, int]:
-        """The read-only build registers' values."""
-        plan, a, r = self.plan, self.units.attention, self.units.residual
-        return {"format": FORMAT | plan.config.act_bits << 8 | plan.ensemble_members << 16,
-                "array": plan.config.pe | plan.config.simd << 16, "max_tokens": a.tokens,
-                "embed_format": r.lanes | r.add_bits << 8 | r.beats << 16, "artifact": self.artifact}
 
     def elaborate(self, platform):
         m = Module()
@@ -138,10 +139,10 @@ class AxiEncoderSystem(wiring.Component):
                     m.d.sync += [done.eq(0), stalls.eq(0), beat.eq(0), tlast_error.eq(0)]
         with m.If(bus.write_length):
             m.d.sync += length.eq(data[:16])
+        sticky = {"done": done, "start_ignored": start_ignored, "read_only_write": read_only_write,
+                  "tlast_error": tlast_error}  # STATUS's write-1-to-clear bits
         with m.If(bus.write_status):
-            for name in ("done", "start_ignored", "read_only_write", "tlast_error"):
-                flag = {"done": done, "start_ignored": start_ignored, "read_only_write": read_only_write,
-                        "tlast_error": tlast_error}[name]
+            for name, flag in sticky.items():
                 with m.If(data[STATUS_BITS[name]]):
                     m.d.sync += flag.eq(0)
         with m.If(bus.read_only_write):
@@ -153,12 +154,11 @@ class AxiEncoderSystem(wiring.Component):
             m.d.sync += stalls.eq(stalls + 1)
         m.d.sync += self.irq.eq(done & irq_enable)
 
-        status = {"busy": core.busy | core.start, "done": done, "start_ignored": start_ignored,
-                  "read_only_write": read_only_write, "tlast_error": tlast_error}
+        status = {"busy": core.busy | core.start, **sticky}
         m.d.comb += [bus.read_control.eq(irq_enable << CONTROL_IRQ_ENABLE), bus.read_length.eq(length),
                      bus.read_status.eq(sum(flag << STATUS_BITS[name] for name, flag in status.items())),
                      bus.read_cycles_low.eq(core.cycles[:32]), bus.read_cycles_high.eq(core.cycles[32:COUNTER_BITS]),
                      bus.read_stalls.eq(stalls), bus.read_sentences.eq(sentences)]
-        for name, value in self.build_registers().items():
+        for name, value in build_registers(self.plan, self.units, self.artifact).items():
             m.d.comb += getattr(bus, f"read_{name}").eq(value)
         return m

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 
 from bebert.errors import BebertError, run_command
 
@@ -171,6 +172,7 @@ def cmd_gen(args) -> int:
 
     from bebert.builtin import BUILTIN_DIR
     from bebert.hw.design.config import HardwareConfig
+    from bebert.hw.axi_system import artifact_id
     from bebert.hw.generator.gen import REPORT_FILE, configure, encoder_build, generate
     from bebert.hw.design.plan import plan_for
     from bebert.sim.ensemble import load_simulation
@@ -183,10 +185,8 @@ def cmd_gen(args) -> int:
     plan = plan_for(simulation, configure(simulation, args.pe, args.simd, args.members, args.act_bits))
     units = (None if args.products_only
              else encoder_build(plan, args.max_tokens, args.attention_lanes, args.hidden_lanes))
-    from bebert.hw.axi_system import artifact_id
-
     files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens, units=units, interface=args.interface,
-                     artifact=artifact_id(simulation.path))
+                     artifact=artifact_id(simulation.path) if args.interface == "axi" else 0)
     cfg = plan.config
     kind = "matrix-product accelerator" if args.products_only else "encoder on chip"
     print(f"{kind} for {simulation.path} ({plan.ensemble_members} member(s), {plan.resident} resident): "
@@ -217,8 +217,8 @@ def cmd_cosim(args) -> int:
     from bebert import glue
     from bebert.builtin import BUILTIN_DIR
     from bebert.hw.design.config import HardwareConfig
-    from bebert.hw.flows.cosim import cosimulate, cosimulate_axi, cosimulate_encoder, require_simulator
-    from bebert.hw.generator.gen import configure, encoder_build
+    from bebert.hw.flows.cosim import cosimulate, cosimulate_encoder, require_simulator
+    from bebert.hw.generator.gen import INTERFACES, configure, encoder_build
     from bebert.hw.design.plan import plan_for
     from bebert.sim.ensemble import load_simulation
     from bebert.sim.tokens import SentenceTokenizer
@@ -237,8 +237,8 @@ def cmd_cosim(args) -> int:
     task = simulation.manifest["task"]["name"]
     examples = glue.load_split(task, "dev", args.glue_dir)[:args.sentences]
     encoded = [tokenizer.encode(e.text_a, e.text_b) for e in examples]
-    if args.interface not in ("native", "axi"):
-        raise BebertError(f"--interface must be one of native, axi, not {args.interface!r}.")
+    if args.interface not in INTERFACES:
+        raise BebertError(f"--interface must be one of {', '.join(INTERFACES)}, not {args.interface!r}.")
     if args.interface == "axi" and (args.products_only or args.waves):
         raise BebertError("--interface axi runs the encoder on chip in its AXI shell, without waveforms; drop "
                           "--products-only and --waves.")
@@ -258,9 +258,9 @@ def cmd_cosim(args) -> int:
           f"{args.out}/ (the first build of a configuration takes minutes)")
     started = time.perf_counter()
     if args.interface == "axi":
-        results = cosimulate_axi(artifact, config, encoded, Path(args.out), args.max_tokens, args.attention_lanes,
-                                 args.hidden_lanes, testcase="sentences_over_axi", gap=args.gap,
-                                 simulator=args.simulator)
+        results = cosimulate_encoder(artifact, config, encoded, Path(args.out), args.max_tokens, args.attention_lanes,
+                                     args.hidden_lanes, testcase="sentences_over_axi", gap=args.gap,
+                                     simulator=args.simulator, interface="axi")
         checked = "every class (taken over AXI4-Stream) equal to the simulator's, the cycle counter (read over AXI4-Lite)"
     elif not args.products_only:
         results = cosimulate_encoder(artifact, config, encoded, Path(args.out), args.max_tokens, args.attention_lanes,
@@ -364,15 +364,12 @@ def cmd_dse(args) -> int:
 
 def device_summary(target, clock: tuple[float, str], rows: list[dict]) -> str:
     """One device's verdict on a sweep: how many points fit, the fastest that does, what stops the rest."""
-    key = target.name.replace("-", "_")
+    key = target.column
     head = (f"{target.name} ({target.board}, {target.part}; {target.memory}, {target.bandwidth_gb_s:g} GB/s; "
             f"{clock[0]:.1f} MHz, {clock[1]}): ")
     fitting = [r for r in rows if r[f"{key}_fits"]]
-    stopped: dict[str, int] = {}
-    for r in rows:
-        if not r[f"{key}_fits"]:
-            stopped[target.units[r[f"{key}_bound"]]] = stopped.get(target.units[r[f"{key}_bound"]], 0) + 1
-    rest = ", ".join(f"{unit} {count}" for unit, count in sorted(stopped.items(), key=lambda kv: -kv[1]))
+    stopped = Counter(target.units[r[f"{key}_bound"]] for r in rows if not r[f"{key}_fits"])
+    rest = ", ".join(f"{unit} {count}" for unit, count in stopped.most_common())
     if not fitting:
         return head + f"no point fits (stopped by {rest})"
     best = max(fitting, key=lambda r: r[f"{key}_sentences_per_s"])

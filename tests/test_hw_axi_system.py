@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bebert.hw.design.config import HardwareConfig
-from bebert.hw.flows.cosim import SIMULATORS, cosimulate_axi
+from bebert.hw.flows.cosim import SIMULATORS, cosimulate_encoder
 from conftest import make_tiny_ensemble
 from test_hw_encoder_accelerator import SENTENCES, encode
 
@@ -25,9 +25,9 @@ TESTS = {"verilator": None, "icarus": ["sentences_over_axi", "register_protocol"
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_encoder_over_axi_matches_simulator(tmp_path, tiny_14_two, simulator):
-    results = cosimulate_axi(tiny_14_two, HardwareConfig(8, 16, None, 4), encode(tiny_14_two, SENTENCES),
-                             tmp_path / "cosim", tokens=16, attention_lanes=2, hidden_lanes=4,
-                             testcase=TESTS[simulator], simulator=simulator)
+    results = cosimulate_encoder(tiny_14_two, HardwareConfig(8, 16, None, 4), encode(tiny_14_two, SENTENCES),
+                                 tmp_path / "cosim", tokens=16, attention_lanes=2, hidden_lanes=4,
+                                 testcase=TESTS[simulator], simulator=simulator, interface="axi")
     records = results["sentences"]
     # sentences_over_axi: both sentences; the pauses: both again; the protocol: one; TLAST: one twice
     assert len(records) == (2 * len(SENTENCES) + 3 if simulator == "verilator" else len(SENTENCES) + 1)

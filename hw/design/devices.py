@@ -49,6 +49,11 @@ class Device:
     clock_note: str
 
     @property
+    def column(self) -> str:
+        """The prefix of this device's columns in dse.csv (``ecp5_85f_fits``, ...)."""
+        return self.name.replace("-", "_")
+
+    @property
     def units(self) -> dict[str, str]:
         if self.fabric == "ecp5":
             return {"lut": "LUT4", "ff": "FF", "bram": "DP16KD", "dsp": "MULT18X18D"}

@@ -171,38 +171,29 @@ def cosimulate(artifact, config, sentences: list[tuple[list[int], list[int]]], o
                        testcase, gap, waves, simulator, synthesized)
 
 
+# The encoder's testbench by interface: the trace ports checked bit for bit, or the AXI shell's registers
+# and streams driven by cocotbext-axi.
+ENCODER_TESTBENCHES = {"native": "bebert.hw.testbench.encoder", "axi": "bebert.hw.testbench.axi_system"}
+
+
 def cosimulate_encoder(artifact, config, sentences: list[tuple[list[int], list[int]]], out: Path, tokens: int,
                        attention_lanes: int, hidden_lanes: int,
                        testcase: str | list[str] | None = "sentences_match_simulator",
-                       gap: float = 0.0, waves: bool = False, simulator: str = "verilator") -> dict:
+                       gap: float = 0.0, waves: bool = False, simulator: str = "verilator",
+                       interface: str = "native") -> dict:
     """As ``cosimulate``, for the encoder on chip (encoder_accelerator.py) built for sentences of up to
-    ``tokens`` tokens with the given lanes, against its testbench (bebert.hw.testbench.encoder)."""
-    from ..generator.gen import generate_encoder_for_artifact
-
-    def generate(artifact, out):
-        generate_encoder_for_artifact(artifact, config, out, tokens, attention_lanes, hidden_lanes, force=True)
-
-    test_settings = {"pe": config.pe, "simd": config.simd, "act_bits": config.act_bits, "tokens": tokens,
-                     "attention_lanes": attention_lanes, "hidden_lanes": hidden_lanes}
-    return _cosimulate(artifact, generate, "bebert.hw.testbench.encoder", test_settings, sentences, out, testcase,
-                       gap, waves, simulator)
-
-
-def cosimulate_axi(artifact, config, sentences: list[tuple[list[int], list[int]]], out: Path, tokens: int,
-                   attention_lanes: int, hidden_lanes: int, testcase: str | list[str] | None = None,
-                   gap: float = 0.0, simulator: str = "verilator") -> dict:
-    """As ``cosimulate_encoder``, for the encoder behind AXI (``gen --interface axi``, axi_system.py),
-    driven by cocotbext-axi's masters (bebert.hw.testbench.axi_system)."""
+    ``tokens`` tokens with the given lanes and ``interface``'s ports, against its testbench
+    (ENCODER_TESTBENCHES; ``testcase`` names that testbench's tests, None all of them)."""
     from ..generator.gen import generate_encoder_for_artifact
 
     def generate(artifact, out):
         generate_encoder_for_artifact(artifact, config, out, tokens, attention_lanes, hidden_lanes, force=True,
-                                      interface="axi")
+                                      interface=interface)
 
     test_settings = {"pe": config.pe, "simd": config.simd, "act_bits": config.act_bits, "tokens": tokens,
                      "attention_lanes": attention_lanes, "hidden_lanes": hidden_lanes}
-    return _cosimulate(artifact, generate, "bebert.hw.testbench.axi_system", test_settings, sentences, out, testcase,
-                       gap, False, simulator)
+    return _cosimulate(artifact, generate, ENCODER_TESTBENCHES[interface], test_settings, sentences, out, testcase,
+                       gap, waves, simulator)
 
 
 def _cosimulate(artifact, generate, test_module: str, test_settings: dict, sentences, out: Path,

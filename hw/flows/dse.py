@@ -382,23 +382,21 @@ def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
            "latency_ms": 1e3 * latency_s, "sentences_per_s": 1.0 / latency_s,
            "binary_gops": 2 * macs / latency_s / 1e9,
            "peak_binary_gops": 2 * point.pe * point.simd * point.copies * clock_mhz * 1e6 / 1e9,
-           "memory_bits": memory_bits(point)}
+           "memory_bits": memory_bits(point), "traffic_bits": traffic_bits(point, tokens, plan)}
     row.update({f"model_{f}": round(getattr(model, f)) for f in RESOURCE_FIELDS})
     row["model_encoder_lut_share"] = round(encoder_share(one_copy), 4)
     row.update({f"model_{name}_lut": round(res.lut) for name, res in blocks.items()})
     return row
 
 
-def traffic_bits(point: DesignPoint, tokens: int) -> int | None:
+def traffic_bits(point: DesignPoint, tokens: int, plan: AcceleratorPlan) -> int | None:
     """External-memory bits one inference needs: with the encoder on chip (every member resident), the
     embedding rows the host streams, as the port carries them (every member, every token, whole beats);
     None for the products alone (their rows go to and from the host after every step)."""
     if not point.encoder:
         return None
-    plan = point.plan()
     residual = point.units(plan).residual
-    beats = -(-residual.hidden // residual.lanes)
-    return plan.ensemble_members * tokens * beats * residual.lanes * residual.add_bits
+    return plan.ensemble_members * tokens * residual.beats * residual.lanes * residual.add_bits
 
 
 def device_clock(target: Device, clock: tuple[float, str]) -> tuple[float, str]:
@@ -408,16 +406,15 @@ def device_clock(target: Device, clock: tuple[float, str]) -> tuple[float, str]:
     return target.clock_mhz, target.clock_note
 
 
-def device_columns(row: dict, point: DesignPoint, devices: list[Device], clock: tuple[float, str]) -> dict:
+def device_columns(row: dict, devices: list[Device], clock: tuple[float, str]) -> dict:
     """A row's verdict on each device (the synthesized resources where the point was synthesized)."""
     source = "synth" if row.get("synthesized") else "model"
     resources = Resources(*(row[f"{source}_{f}"] for f in RESOURCE_FIELDS))
-    traffic = traffic_bits(point, row["tokens"])
-    columns = {"traffic_bits": traffic}
+    columns = {}
     for target in devices:
         clock_mhz, _ = device_clock(target, clock)
-        verdict = assess(target, resources, row["cycles"], clock_mhz, traffic)
-        key = target.name.replace("-", "_")
+        verdict = assess(target, resources, row["cycles"], clock_mhz, row["traffic_bits"])
+        key = target.column
         columns.update({f"{key}_fits": verdict.fits, f"{key}_bound": verdict.bound, f"{key}_clock_mhz": clock_mhz,
                         f"{key}_sentences_per_s": round(verdict.sentences_per_s, 3),
                         f"{key}_bandwidth_share": None if verdict.bandwidth_share is None
@@ -494,8 +491,8 @@ def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, 
             row.update({f"synth_{f}": round(getattr(total, f)) for f in RESOURCE_FIELDS})
             row["synth_encoder_lut_share"] = round(encoder_share(result.blocks), 4)
             row.update({f"synth_{name}_lut": round(res.lut * point.copies) for name, res in result.blocks.items()})
-    for row, point in zip(rows, points):
-        row.update(device_columns(row, point, list(DEVICES.values()) if devices is None else devices, clock))
+    for row in rows:
+        row.update(device_columns(row, list(DEVICES.values()) if devices is None else devices, clock))
     return SweepResult(rows, skipped or [], time.perf_counter() - started, synthesis_seconds, bool(chosen))
 
 

@@ -198,7 +198,7 @@ def plot_device_pareto(rows: list[dict], target: Device, out: Path) -> list[Path
     (filled, Pareto front dashed) and those that do not (grey crosses, at the rate they would reach,
     labelled with the budget that stops them)."""
     plt = _pyplot()
-    key = target.name.replace("-", "_")
+    key = target.column
     fig, ax = plt.subplots(figsize=(7, 4.8))
     fitting = [r for r in rows if str(r[f"{key}_fits"]) == "True"]
     for n, model in enumerate(sorted({r["model"] for r in rows})):

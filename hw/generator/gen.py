@@ -32,7 +32,7 @@ import yaml
 from bebert.errors import BebertError
 
 from ..accelerator import Accelerator, image_name, run_cycles, step_cycles
-from ..axi_system import REGISTERS, AxiEncoderSystem
+from ..axi_system import REGISTERS, AxiEncoderSystem, build_registers
 from ..blocks.compressor import MODULE_NAME as LUT_MODULE
 from ..blocks.compressor import VERILOG as LUT_VERILOG
 from ..design.config import HardwareConfig
@@ -71,9 +71,7 @@ def verilog(plan: AcceleratorPlan, units: EncoderUnits | None = None, interface:
     """The Amaranth design's Verilog (it instantiates the modules of LIBRARY): the matrix-product
     accelerator, or with ``units`` the encoder on chip, with its own ports (``native``) or behind
     AXI4-Lite and AXI4-Stream (``axi``: axi_system.py, whose build registers name ``artifact``)."""
-    if interface == "axi":
-        if units is None:
-            raise BebertError("--interface axi is the encoder on chip's; drop --products-only.")
+    if interface == "axi":  # generate() refuses it without units
         return convert(lambda: AxiEncoderSystem(plan, units, artifact), TOP)
     return convert(lambda: Accelerator(plan) if units is None else EncoderAccelerator(plan, units), TOP)
 
@@ -118,10 +116,10 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS, units: EncoderUni
                       "memory_words": EncoderLayout(plan, units).depths(),
                       "memory_widths": EncoderLayout(plan, units).widths()}
     if interface == "axi":
-        system = AxiEncoderSystem(plan, units, artifact)
+        values = build_registers(plan, units, artifact)
         out["registers"] = {name: {"address": f"0x{reg.address:02X}", "access": reg.access,
-                                   **({"value": value} if (value := system.build_registers().get(name)) is not None
-                                      else {})} for name, reg in REGISTERS.items()}
+                                   **({"value": values[name]} if name in values else {})}
+                            for name, reg in REGISTERS.items()}
     return out
 
 
@@ -221,7 +219,7 @@ def generate_encoder_for_artifact(artifact, config: HardwareConfig, out: Path, t
     plan = plan_for(load_simulation(artifact), config)
     units = encoder_units(plan, tokens, attention_lanes, hidden_lanes)
     files = generate(plan, out, force, tokens=min(REPORT_TOKENS, tokens), units=units, interface=interface,
-                     artifact=artifact_id(artifact))
+                     artifact=artifact_id(artifact) if interface == "axi" else 0)
     return plan, units, files, time.perf_counter() - started
 
 
