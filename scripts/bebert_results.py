@@ -657,9 +657,9 @@ def render_perturb(found: dict, table: dict) -> list[str]:
         for label, values in row.items():
             lines.append(f"| {task} | {label} | {values['clean']:.2f} | {values['perturbed']:.2f} | "
                          f"{values['clean'] - values['perturbed']:.2f} |")
-            cell = value(table, task, PERTURB_COLUMN[label]) if task in table else None
-            if cell is not None and abs(cell - values["clean"]) >= 0.005:
-                differ.append(f"{task} {label} {values['clean']:.2f} against {cell:.2f}")
+            glue_cell = value(table, task, PERTURB_COLUMN[label]) if task in table else None
+            if glue_cell is not None and abs(glue_cell - values["clean"]) >= 0.005:
+                differ.append(f"{task} {label} {values['clean']:.2f} against {glue_cell:.2f}")
     lines += ["", "Each non-special token of every dev sentence is dropped with probability 0.1 by a draw seeded",
               "per row (bebert.data.drop_tokens), so every model sees the same perturbed sentences. The models are",
               "scored here on the CPU; the GLUE table's cells were scored by the training process on its own device."]

@@ -1,8 +1,8 @@
 """cocotb testbench of the encoder behind AXI (axi_system.py), driven by cocotbext-axi.
 
-Settings (BEBERT_COSIM, from bebert.hw.flows.cosim.cosimulate_axi): artifact, pe, simd, act_bits,
-tokens, attention_lanes, hidden_lanes, sentences, gap (the probability of a pause on each stream
-each cycle), results (as the encoder's testbench).
+Settings (BEBERT_COSIM, from bebert.hw.flows.cosim.cosimulate_encoder with interface "axi"):
+artifact, pe, simd, act_bits, tokens, attention_lanes, hidden_lanes, sentences, gap (the probability
+of a pause on each stream each cycle), results (as the encoder's testbench).
 
 A driver's view: AxiLiteMaster writes LENGTH and CONTROL and reads STATUS, the counters and the
 build registers; AxiStreamSource sends each embedding row as one frame (TLAST on its last beat);
@@ -26,14 +26,10 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFram
 from bebert.hw.axi_system import (CONTROL_IRQ_ENABLE, CONTROL_START, FORMAT, REGISTERS, STATUS_BITS, artifact_id,
                                   embed_data_bits)
 from bebert.hw.blocks.axi_lite import OKAY, SLVERR
-from bebert.hw.design.config import HardwareConfig
-from bebert.hw.design.plan import plan_for
-from bebert.hw.encoder_units import encoder_units
 from bebert.hw.flows.cosim import save_sentences, settings
-from bebert.hw.generator.encoder_images import lane_rows
 from bebert.hw.schedule import inference_cycles
-from bebert.hw.testbench.streams import pack, resolved
-from bebert.sim.ensemble import load_simulation
+from bebert.hw.testbench.encoder import embedding_beats, encoder_build
+from bebert.hw.testbench.streams import resolved
 
 OUTPUTS = ("s_axil_awready", "s_axil_wready", "s_axil_bvalid", "s_axil_bresp", "s_axil_arready", "s_axil_rvalid",
            "s_axil_rresp", "s_axil_rdata", "s_axis_embed_tready", "m_axis_result_tvalid", "m_axis_result_tdata",
@@ -52,11 +48,8 @@ class Bench:
     def __init__(self, dut, gap: float | None = None):
         """``gap``: the probability of a pause on each stream each cycle (default: the settings')."""
         self.dut, self.s = dut, settings()
-        s = self.s
-        gap = s.get("gap", 0.0) if gap is None else gap
-        self.simulation = load_simulation(s["artifact"])
-        self.plan = plan_for(self.simulation, HardwareConfig(s["pe"], s["simd"], None, s["act_bits"]))
-        self.units = encoder_units(self.plan, s["tokens"], s["attention_lanes"], s["hidden_lanes"])
+        gap = self.s.get("gap", 0.0) if gap is None else gap
+        self.simulation, self.plan, self.units = encoder_build(self.s)
         self.gap, self.records = gap, []
         Clock(dut.clk, 10, unit="ns").start()
         self.regs = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
@@ -93,11 +86,11 @@ class Bench:
         return {name: word >> bit & 1 for name, bit in STATUS_BITS.items()}
 
     def rows(self, trace: dict) -> list[bytes]:
-        """The embedding stream's frames: every member's rows, member 0 first, a row a frame."""
-        r = self.units.residual
-        width = embed_data_bits(self.units) // 8
-        return [b"".join(pack(beat, r.add_bits).to_bytes(width, "little") for beat in lane_rows(row, r.beats, r.lanes))
-                for member in self.simulation.members for row in trace[member.prefix + "embeddings.sum"]]
+        """The embedding stream's frames: the encoder testbench's beats as TDATA bytes, a row a frame."""
+        beats, width = embedding_beats(self.simulation, self.units, trace), embed_data_bits(self.units) // 8
+        per_row = self.units.residual.beats
+        return [b"".join(beat.to_bytes(width, "little") for beat in beats[start:start + per_row])
+                for start in range(0, len(beats), per_row)]
 
     async def start(self, tokens: int) -> None:
         await self.write("length", tokens)
@@ -112,8 +105,9 @@ class Bench:
         started = time.perf_counter()
         await self.start(len(ids))
         frames = self.rows(trace)
-        if split_first_row:
-            half = len(frames[0]) // 2 // (embed_data_bits(self.units) // 8) * (embed_data_bits(self.units) // 8)
+        if split_first_row:  # at a beat boundary, halfway through the row
+            width = embed_data_bits(self.units) // 8
+            half = len(frames[0]) // width // 2 * width
             frames[:1] = [frames[0][:half], frames[0][half:]]
         for frame in frames:
             self.embed.send_nowait(AxiStreamFrame(frame))

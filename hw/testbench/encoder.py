@@ -64,14 +64,27 @@ def lanes(word: int, count: int, bits: int) -> list[int]:
     return [(word >> (i * bits)) & ((1 << bits) - 1) for i in range(count)]
 
 
+def encoder_build(s: dict):
+    """The settings' artifact, compiled, and the encoder build it runs on: (simulation, plan, units)."""
+    simulation = load_simulation(s["artifact"])
+    plan = plan_for(simulation, HardwareConfig(s["pe"], s["simd"], None, s["act_bits"]))
+    return simulation, plan, encoder_units(plan, s["tokens"], s["attention_lanes"], s["hidden_lanes"])
+
+
+def embedding_beats(simulation, units, trace: dict) -> list[int]:
+    """The host's embedding stream: every member's rows, member 0 first, token after token, each row
+    ``units.residual.beats`` payload words."""
+    r = units.residual
+    return [pack(beat, r.add_bits) for member in simulation.members for row in trace[member.prefix + "embeddings.sum"]
+            for beat in lane_rows(row, r.beats, r.lanes)]
+
+
 class Bench:
     def __init__(self, dut, gap: float | None = None):
         """``gap``: the probability of a stall on each host stream (default: the settings')."""
         self.dut, self.s = dut, settings()
         s = self.s
-        self.simulation = load_simulation(s["artifact"])
-        self.plan = plan_for(self.simulation, HardwareConfig(s["pe"], s["simd"], None, s["act_bits"]))
-        self.units = encoder_units(self.plan, s["tokens"], s["attention_lanes"], s["hidden_lanes"])
+        self.simulation, self.plan, self.units = encoder_build(s)
         self.gap = gap = s.get("gap", 0.0) if gap is None else gap
         self.source = StreamSource(dut, "embed_in", dut.clk, gap, seed=11)
         self.sink = StreamSink(dut, "result_out", dut.clk, gap, seed=13)
@@ -81,15 +94,6 @@ class Bench:
 
     async def reset(self, cycles: int = 3):
         await reset_checked(self.dut, CONTROL_OUTPUTS, cycles)
-
-    def embedding_beats(self, trace: dict) -> list[int]:
-        """The host's embedding stream: every member's rows, member 0 first, token after token."""
-        r = self.units.residual
-        beats = []
-        for member in self.simulation.members:
-            for row in trace[member.prefix + "embeddings.sum"]:
-                beats += [pack(beat, r.add_bits) for beat in lane_rows(row, r.beats, r.lanes)]
-        return beats
 
     def missing_rows(self, tokens: int, beats_sent: int) -> str:
         """Which embedding rows the host has not streamed, after ``beats_sent`` beats of a sentence of
@@ -159,7 +163,7 @@ class Bench:
         dut.start.value = 1
         await RisingEdge(dut.clk)
         dut.start.value = 0
-        beats = self.embedding_beats(trace)
+        beats = embedding_beats(self.simulation, self.units, trace)
         beats = beats[:len(beats) - withhold_rows * self.units.residual.beats]
         self.sending = sending = cocotb.start_soon(self.source.send(beats))
         timeout_ns = timeout_ns or self.timeout_ns(ids)
