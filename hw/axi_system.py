@@ -10,6 +10,11 @@ their Verilog names (clock ``clk``, synchronous reset ``rst``, active high):
   the summed embedding row, ``lanes`` values of ``value_bits`` bits a beat, lane 0 in the low bits,
   TDATA padded to whole bytes, TLAST on the last beat of each row (a TLAST elsewhere, or missing
   there, sets STATUS.TLAST_ERROR; the data is taken either way);
+* ``s_axis_param_*`` (streamed layers only, ``gen --param-width W``): AXI4-Stream slave, W-bit
+  TDATA: per sentence every member's parameter units (generator/param_stream.py), TLAST on the
+  last beat of each unit (PARAM_BEATS beats a layer, PARAM_LAST_BEATS the member's last layer
+  with the head); a TLAST out of place sets STATUS.PARAM_TLAST_ERROR (the data is taken either
+  way). A driver may queue a sentence's units before START: the loader takes nothing while idle;
 * ``m_axis_result_*``: AXI4-Stream master, one beat per sentence, the class in TDATA's low byte,
   TLAST high;
 * ``irq``: high while STATUS.DONE and CONTROL.IRQ_ENABLE are both set.
@@ -25,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,7 +40,7 @@ from .design.plan import AcceleratorPlan
 from .encoder_accelerator import EncoderAccelerator
 from .encoder_units import EncoderUnits
 
-FORMAT = 1  # the register map's version, FORMAT's low byte; bump it when the map changes
+FORMAT = 2  # the register map's version, FORMAT's low byte; bump it when the map changes
 ADDRESS_BITS = 8
 REGISTERS = {
     "control": Register(0x00, "rw"),  # bit 0 START (write 1; reads 0), bit 1 IRQ_ENABLE
@@ -43,15 +48,19 @@ REGISTERS = {
     "length": Register(0x08, "rw"),  # tokens of the next sentence
     "cycles_low": Register(0x0C, "ro"),  # cycles from START to the class taken (40 bits)
     "cycles_high": Register(0x10, "ro"),
-    "stalls": Register(0x14, "ro"),  # of those, cycles the chip waited on a host stream
+    "stalls": Register(0x14, "ro"),  # of those, cycles a host stream kept the chip waiting (or could have)
     "sentences": Register(0x18, "ro"),  # classes sent since reset
     "format": Register(0x20, "ro"),  # [7:0] register map version, [15:8] activation bits, [23:16] members
     "array": Register(0x24, "ro"),  # [15:0] PE, [31:16] SIMD
     "max_tokens": Register(0x28, "ro"),
     "embed_format": Register(0x2C, "ro"),  # [7:0] lanes a beat, [15:8] bits a value, [23:16] beats a row
     "artifact": Register(0x30, "ro"),  # the first 32 bits of the artifact's SHA-256 (artifact_id)
+    "param_width": Register(0x34, "ro"),  # bits a beat of the parameter stream; 0: parameters resident
+    "param_beats": Register(0x38, "ro"),  # beats of a layer's parameter unit (streamed)
+    "param_last_beats": Register(0x3C, "ro"),  # beats of a member's last unit: its last layer and the head
 }
-STATUS_BITS = {"busy": 0, "done": 1, "start_ignored": 2, "read_only_write": 3, "tlast_error": 4}
+STATUS_BITS = {"busy": 0, "done": 1, "start_ignored": 2, "read_only_write": 3, "tlast_error": 4,
+               "param_tlast_error": 5}
 CONTROL_START, CONTROL_IRQ_ENABLE = 0, 1
 
 
@@ -71,10 +80,13 @@ def embed_data_bits(units: EncoderUnits) -> int:
 
 def build_registers(plan: AcceleratorPlan, units: EncoderUnits, artifact: int) -> dict[str, int]:
     """The read-only build registers' values."""
-    a, r = units.attention, units.residual
-    return {"format": FORMAT | plan.config.act_bits << 8 | plan.ensemble_members << 16,
-            "array": plan.config.pe | plan.config.simd << 16, "max_tokens": a.tokens,
-            "embed_format": r.lanes | r.add_bits << 8 | r.beats << 16, "artifact": artifact}
+    a, r, cfg = units.attention, units.residual, plan.config
+    streamed = {"param_width": cfg.param_width, "param_beats": plan.unit_beats(plan.param_units[0].name),
+                "param_last_beats": plan.unit_beats(plan.param_units[-1].name)} if cfg.streamed else {}
+    return {"format": FORMAT | cfg.act_bits << 8 | plan.ensemble_members << 16,
+            "array": cfg.pe | cfg.simd << 16, "max_tokens": a.tokens,
+            "embed_format": r.lanes | r.add_bits << 8 | r.beats << 16, "artifact": artifact,
+            "param_width": 0, "param_beats": 0, "param_last_beats": 0, **streamed}
 
 
 class AxiEncoderSystem(wiring.Component):
@@ -87,6 +99,9 @@ class AxiEncoderSystem(wiring.Component):
                     "s_axis_embed_tready": Out(1), "s_axis_embed_tlast": In(1),
                     "m_axis_result_tdata": Out(8), "m_axis_result_tvalid": Out(1), "m_axis_result_tready": In(1),
                     "m_axis_result_tlast": Out(1), "irq": Out(1)}
+        if plan.config.streamed:
+            members |= {"s_axis_param_tdata": In(plan.config.param_width), "s_axis_param_tvalid": In(1),
+                        "s_axis_param_tready": Out(1), "s_axis_param_tlast": In(1)}
         super().__init__(members)
 
     def _bus_ports(self) -> dict:
@@ -139,8 +154,9 @@ class AxiEncoderSystem(wiring.Component):
                     m.d.sync += [done.eq(0), stalls.eq(0), beat.eq(0), tlast_error.eq(0)]
         with m.If(bus.write_length):
             m.d.sync += length.eq(data[:16])
+        param_tlast_error = Signal()
         sticky = {"done": done, "start_ignored": start_ignored, "read_only_write": read_only_write,
-                  "tlast_error": tlast_error}  # STATUS's write-1-to-clear bits
+                  "tlast_error": tlast_error, "param_tlast_error": param_tlast_error}  # STATUS's write-1-to-clear bits
         with m.If(bus.write_status):
             for name, flag in sticky.items():
                 with m.If(data[STATUS_BITS[name]]):
@@ -149,10 +165,32 @@ class AxiEncoderSystem(wiring.Component):
             m.d.sync += read_only_write.eq(1)
         with m.If(core.result_out.valid & core.result_out.ready):
             m.d.sync += [done.eq(1), sentences.eq(sentences + 1)]
-        with m.If(core.busy & ((core.embed_in.ready & ~self.s_axis_embed_tvalid)
-                               | (core.result_out.valid & ~self.m_axis_result_tready))):
+        waiting = (core.embed_in.ready & ~self.s_axis_embed_tvalid) | (core.result_out.valid & ~self.m_axis_result_tready)
+        if self.plan.config.streamed:  # a parameter beat the loader would take, not offered
+            waiting |= core.param_in.ready & ~self.s_axis_param_tvalid
+        with m.If(core.busy & waiting):
             m.d.sync += stalls.eq(stalls + 1)
         m.d.sync += self.irq.eq(done & irq_enable)
+
+        # ---- the parameter stream (streamed layers): TLAST checked at each unit's last beat ----------
+        if self.plan.config.streamed:
+            plan = self.plan
+            m.d.comb += [core.param_in.payload.eq(self.s_axis_param_tdata),
+                         core.param_in.valid.eq(self.s_axis_param_tvalid),
+                         self.s_axis_param_tready.eq(core.param_in.ready)]
+            layer_beats, last_beats = (plan.unit_beats(u.name) for u in (plan.param_units[0], plan.param_units[-1]))
+            param_beat = Signal(range(max(layer_beats, last_beats)))  # the beat within its unit
+            unit = Signal(range(max(len(plan.param_units), 2)))  # the unit within its member
+            with m.If(self.s_axis_param_tvalid & self.s_axis_param_tready):
+                last_unit = unit == len(plan.param_units) - 1
+                last = param_beat == Mux(last_unit, last_beats - 1, layer_beats - 1)
+                m.d.sync += param_beat.eq(param_beat + 1)
+                with m.If(last):
+                    m.d.sync += [param_beat.eq(0), unit.eq(Mux(last_unit, 0, unit + 1))]
+                with m.If(self.s_axis_param_tlast != last):
+                    m.d.sync += param_tlast_error.eq(1)
+            with m.If(start):
+                m.d.sync += [param_beat.eq(0), unit.eq(0), param_tlast_error.eq(0)]
 
         status = {"busy": core.busy | core.start, **sticky}
         m.d.comb += [bus.read_control.eq(irq_enable << CONTROL_IRQ_ENABLE), bus.read_length.eq(length),

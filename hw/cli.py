@@ -23,6 +23,10 @@ from bebert.errors import BebertError, run_command
 ACCURACY_REPORT = "results/bebert-2026-11.md"
 
 
+PARAM_WIDTH_HELP = ("stream every layer's parameters in through a parameter stream of this many bits (32 to 1024, "
+                    "a power of two), into two layer slots while the layer before computes, instead of holding "
+                    "every member resident (the encoder on chip; default: resident)")
+
 def _load(args):
     from bebert.builtin import BUILTIN_DIR
     from bebert.sim.ensemble import load_simulation
@@ -180,16 +184,18 @@ def cmd_gen(args) -> int:
     if args.tokens < 1:
         raise BebertError(f"--tokens must be a positive sentence length, not {args.tokens}.")
     started = time.perf_counter()
-    HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1)  # refuse bad numbers before compiling
+    HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1, args.param_width)  # refuse bad numbers early
     simulation = load_simulation(args.artifact or BUILTIN_DIR)
-    plan = plan_for(simulation, configure(simulation, args.pe, args.simd, args.members, args.act_bits))
+    plan = plan_for(simulation, configure(simulation, args.pe, args.simd, args.members, args.act_bits, args.param_width))
     units = (None if args.products_only
              else encoder_build(plan, args.max_tokens, args.attention_lanes, args.hidden_lanes))
     files = generate(plan, Path(args.out), force=args.force, tokens=args.tokens, units=units, interface=args.interface,
                      artifact=artifact_id(simulation.path) if args.interface == "axi" else 0)
     cfg = plan.config
     kind = "matrix-product accelerator" if args.products_only else "encoder on chip"
-    print(f"{kind} for {simulation.path} ({plan.ensemble_members} member(s), {plan.resident} resident): "
+    held = (f"layers streamed {cfg.param_width} bits a beat into two slots" if cfg.streamed
+            else f"{plan.resident} resident")
+    print(f"{kind} for {simulation.path} ({plan.ensemble_members} member(s), {held}): "
           f"PE {cfg.pe} x SIMD {cfg.simd}, {cfg.act_bits}-bit activations")
     if units is not None:
         print(f"  sentences of up to {args.max_tokens} tokens, {args.attention_lanes} attention lanes, "
@@ -228,10 +234,12 @@ def cmd_cosim(args) -> int:
     if not 0 <= args.gap < 1:
         raise BebertError(f"--gap is a probability of a stall, in [0, 1), not {args.gap}.")
     require_simulator(args.simulator, args.waves)
-    HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1)  # refuse bad numbers before compiling
+    HardwareConfig(args.pe, args.simd, args.members, args.act_bits or 1, args.param_width)  # refuse bad numbers early
+    if args.beat_interval < 1:
+        raise BebertError(f"--beat-interval is cycles between parameter beats, at least 1, not {args.beat_interval}.")
     artifact = Path(args.artifact or BUILTIN_DIR)
     simulation = load_simulation(artifact)
-    config = configure(simulation, args.pe, args.simd, args.members, args.act_bits)
+    config = configure(simulation, args.pe, args.simd, args.members, args.act_bits, args.param_width)
     recipe = simulation.manifest.get("recipe", {})
     tokenizer = SentenceTokenizer(recipe.get("backbone"), recipe.get("max_length", 128))
     task = simulation.manifest["task"]["name"]
@@ -239,6 +247,9 @@ def cmd_cosim(args) -> int:
     encoded = [tokenizer.encode(e.text_a, e.text_b) for e in examples]
     if args.interface not in INTERFACES:
         raise BebertError(f"--interface must be one of {', '.join(INTERFACES)}, not {args.interface!r}.")
+    if args.interface == "axi" and args.beat_interval != 1:
+        raise BebertError("--beat-interval throttles the native testbench's parameter source; the AXI testbench's "
+                          "pauses are random (--gap).")
     if args.interface == "axi" and (args.products_only or args.waves):
         raise BebertError("--interface axi runs the encoder on chip in its AXI shell, without waveforms; drop "
                           "--products-only and --waves.")
@@ -264,7 +275,8 @@ def cmd_cosim(args) -> int:
         checked = "every class (taken over AXI4-Stream) equal to the simulator's, the cycle counter (read over AXI4-Lite)"
     elif not args.products_only:
         results = cosimulate_encoder(artifact, config, encoded, Path(args.out), args.max_tokens, args.attention_lanes,
-                                     args.hidden_lanes, gap=args.gap, waves=args.waves, simulator=args.simulator)
+                                     args.hidden_lanes, gap=args.gap, waves=args.waves, simulator=args.simulator,
+                                     beat_interval=args.beat_interval)
         checked = "every codes row, context row, member's logits and class equal to the simulator's, cycle counter"
     else:
         results = cosimulate(artifact, config, encoded, Path(args.out), gap=args.gap, waves=args.waves,
@@ -314,7 +326,8 @@ def cmd_dse(args) -> int:
                  "clock_mhz": args.clock_mhz, "synth_max_mbit": args.synth_max_mbit,
                  "encoder": False if args.products_only else None, "max_tokens": args.max_tokens,
                  "attention_lanes": _int_list(args.attention_lanes, "--attention-lanes"),
-                 "hidden_lanes": _int_list(args.hidden_lanes, "--hidden-lanes")}
+                 "hidden_lanes": _int_list(args.hidden_lanes, "--hidden-lanes"),
+                 "param_width": _int_list(args.param_width, "--param-width")}
     devices = [device(name) for name in args.device.split(",")] if args.device else list(DEVICES.values())
     sweep = load_sweep(Path(args.spec) if args.spec else None, overrides)
     clock = (sweep["clock_mhz"], "given") if sweep["clock_mhz"] else measured_clock()
@@ -334,6 +347,7 @@ def cmd_dse(args) -> int:
           "in the cache")
     for point, reason in result.skipped[:5]:
         print(f"  skipped {point.model} PE {point.pe} SIMD {point.simd} resident {point.resident} "
+              f"param width {point.param_width} "
               f"act bits {point.act_bits} {point.mapping}: {reason}")
     if len(result.skipped) > 5:
         print(f"  ... and {len(result.skipped) - 5} more skipped")
@@ -374,8 +388,9 @@ def device_summary(target, clock: tuple[float, str], rows: list[dict]) -> str:
         return head + f"no point fits (stopped by {rest})"
     best = max(fitting, key=lambda r: r[f"{key}_sentences_per_s"])
     shares = ", ".join(f"{target.units[f]} {100 * best[f'{key}_{f}_share']:.0f}%" for f in ("lut", "ff", "bram", "dsp"))
+    held = f", layers streamed {best['param_width']} bits a beat" if best.get("param_width") else ""
     return (head + f"{len(fitting)} of {len(rows)} point(s) fit; fastest {best['model']} PE {best['pe']} SIMD "
-            f"{best['simd']} {best['mapping']}: {best[f'{key}_sentences_per_s']:.1f} sentences/s "
+            f"{best['simd']} {best['mapping']}{held}: {best[f'{key}_sentences_per_s']:.1f} sentences/s "
             f"({best[f'{key}_bound']}-bound" + ("" if best[f"{key}_bandwidth_share"] is not None else
                                                  "; the host's traffic of the products alone not assessed")
             + f"), {shares}" + (f"; the others stopped by {rest}" if rest else ""))
@@ -413,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, help="members resident on chip (default: all of the ensemble; "
                                                "fewer stream their parameters in before they run)")
     p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
+    p.add_argument("--param-width", type=int, help=PARAM_WIDTH_HELP)
     p.add_argument("--tokens", type=int, default=32, help="sentence length of the report's cycle counts (default 32)")
     p.add_argument("--max-tokens", type=int, default=128, help="the longest sentence the build takes (default 128)")
     p.add_argument("--attention-lanes", type=int, default=4, help="keys a cycle in the attention units and softmax, "
@@ -434,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simd", type=int, default=64, help="input bits per lane per cycle (default 64)")
     p.add_argument("--members", type=int, help="members resident on chip (default: all)")
     p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
+    p.add_argument("--param-width", type=int, help=PARAM_WIDTH_HELP)
+    p.add_argument("--beat-interval", type=int, default=1, help="with --param-width: the testbench's parameter "
+                   "source offers a beat this many cycles after the one before (default 1, a beat a cycle)")
     p.add_argument("--sentences", type=int, default=4, help="first N dev sentences of the artifact's task (default 4)")
     p.add_argument("--gap", type=float, default=0.0, help="probability of a random stall on each stream side")
     p.add_argument("--waves", action="store_true", help="record VCD waveforms, dump.vcd (or set BEBERT_WAVES=1); "
@@ -459,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "models, real synthesis, cached), CSV and plots")
     p.add_argument("--spec", help="sweep file (YAML) with any of the keys models, pe, simd, resident, act_bits, "
                                   "mapping, tokens, clock_mhz, synth_max_mbit, encoder, max_tokens, attention_lanes, "
-                                  "hidden_lanes; options below override it")
+                                  "hidden_lanes, param_width; options below override it")
     p.add_argument("--models", help="comma-separated: builtin, or <minilm|bert-base|tiny>:<1-1-4|1-1-1>:<members> "
                                     "(default builtin,minilm:1-1-4:1,minilm:1-1-4:4,bert-base:1-1-4:2)")
     p.add_argument("--pe", help="comma-separated PE values (default 8,16,64)")
@@ -478,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-lanes", help="comma-separated keys a cycle of the attention units (default 4)")
     p.add_argument("--hidden-lanes", help="comma-separated hidden values a cycle of the residual stream and "
                                           "LayerNorm (default 8)")
+    p.add_argument("--param-width", help="comma-separated parameter stream widths for the encoder's streamed "
+                   "layers, 0 for every member resident (default 0; e.g. 0,512)")
     p.add_argument("--device", help="comma-separated target devices to judge every point on (default all: "
                                     "zu9eg, ecp5-85f): fits or not, what stops or bounds it, a Pareto plot each")
     p.add_argument("--no-synth", action="store_true", help="resource model only, no synthesis")

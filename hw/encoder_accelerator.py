@@ -44,6 +44,7 @@ from .blocks.attention_products import context_resources, score_resources, store
 from .blocks.credited_output import fifo_resources
 from .blocks.encoder_sequencer import EncoderSequencer, StepKind, sequencer_resources
 from .blocks.layer_norm import layer_norm_resources
+from .blocks.param_loader import ParamLoader, loader_resources, loader_shape
 from .blocks.param_memory import ParamMemory, memory_resources, mux_luts
 from .blocks.residual_norm import ResidualNorm
 from .blocks.residual_stream import residual_resources
@@ -51,7 +52,7 @@ from .blocks.row_gearbox import GearboxShape, RowGearbox, gearbox_resources
 from .blocks.row_store import RowStore, RowStoreShape, row_store_resources
 from .blocks.softmax import softmax_resources
 from .blocks.staircase_quantizer import quantizer_resources
-from .design.plan import AcceleratorPlan
+from .design.plan import MEMORIES, AcceleratorPlan
 from .encoder_units import EncoderUnits
 from .engine import IMAGES_FOLDER, PEEngine, constant_table, engine_resources
 from .generator.encoder_images import ENCODER_MEMORIES, EncoderLayout
@@ -98,9 +99,9 @@ def trace_signature(layout) -> wiring.Signature:
 def build_problem(plan: AcceleratorPlan, units: EncoderUnits) -> str | None:
     """Why the encoder on chip cannot be built with these widths (one sentence), or None."""
     cfg, a, r = plan.config, units.attention, units.residual
-    if plan.resident < plan.ensemble_members:
+    if not cfg.streamed and plan.resident < plan.ensemble_members:
         return (f"the encoder on chip needs every member resident, not {plan.resident} of "
-                f"{plan.ensemble_members} (members that stream in are not built yet)")
+                f"{plan.ensemble_members}, or its layers streamed (--param-width)")
     pairs = (("PE", cfg.pe, "the head size", a.head_size), ("PE", cfg.pe, "the hidden lanes", r.lanes),
              ("SIMD", cfg.simd, "the hidden lanes", r.lanes), ("SIMD", cfg.simd, "the head size", a.head_size))
     for name, value, other, width in pairs:
@@ -160,6 +161,7 @@ class EncoderAccelerator(wiring.Component):
                 "row": range(max(a.tokens, 2)), "codes": data.ArrayLayout(unsigned(r.code_bits), r.lanes)}))),
             "trace_context": Out(trace_signature(data.ArrayLayout(unsigned(context_bits), a.head_size))),
             "trace_logits": Out(trace_signature(data.ArrayLayout(signed(plan.value_bits), plan.labels))),
+            **({"param_in": In(stream.Signature(cfg.param_width))} if cfg.streamed else {}),
         })
 
     def elaborate(self, platform):
@@ -302,6 +304,21 @@ class EncoderAccelerator(wiring.Component):
         m.d.comb += [buffers.load.eq(arriving[1]), buffers.load_word.eq(arriving_word[1]),
                      buffers.load_data.eq(Mux(from_context, widened(context_store), widened(codes_store)))]
 
+        # ---- streamed parameters: the loader fills the layer slots; a unit's steps wait for it -------
+        params_ready, release, layer_slot, unit_ends = Const(1), Signal(), Signal(), Signal()
+        if cfg.streamed:
+            m.submodules.param_loader = loader = ParamLoader(loader_shape(plan))
+            wiring.connect(m, wiring.flipped(self.param_in), loader.stream)
+            write = loader.write
+            for i, name in enumerate(MEMORIES):
+                mem = engine.memories[name][0]
+                m.d.comb += [mem.we.eq(write.valid & (write.memory == i)),
+                             mem.waddr.eq(engine.slot_address(name, write.word, write.slot)),
+                             mem.wchunk.eq(write.chunk), mem.wdata.eq(write.data)]
+            m.d.comb += loader.release.eq(release)
+            params_ready = loader.loaded
+        m.d.sync += release.eq(0)  # a pulse as a unit's last step ends (OUTPUT)
+
         # ---- the controller ------------------------------------------------------------------------
         first = {(kind, layer): jobs.index(next(j for j in jobs if j.name == step_first_job(kind, layer)))
                  for kind in StepKind for layer in range(layers) if kind != StepKind.HEAD or layer == 0}
@@ -341,14 +358,20 @@ class EncoderAccelerator(wiring.Component):
                                  engine.in_fold.eq(0), engine.out_fold.eq(0), engine.col_base.eq(0),
                                  engine.plane.eq(0)]
                     m.d.comb += [ens.clear.eq(1), sequencer.start.eq(1)]
+                    m.d.sync += layer_slot.eq(0)
+                    if cfg.streamed:
+                        m.d.comb += loader.start.eq(1)
                     m.next = "STEP"
 
             with m.State("STEP"):  # the sequencer's next step, its LayerNorm tag queued as it is taken
-                m.d.comb += sequencer.step.ready.eq(~tagged | tags.w_rdy)
+                m.d.comb += sequencer.step.ready.eq((~tagged | tags.w_rdy) & params_ready)
                 with m.If(sequencer.step.valid & sequencer.step.ready):
                     m.d.sync += [pc.eq(first_pc), engine.weight_address.eq(first_weight),
-                                 engine.member.eq(step.member), engine.slot.eq(step.member), row.eq(step.token),
-                                 from_context.eq(step.kind == StepKind.ATTENTION_OUTPUT), issued.eq(0)]
+                                 engine.member.eq(step.member), row.eq(step.token),
+                                 engine.slot.eq(layer_slot if cfg.streamed else step.member),
+                                 from_context.eq(step.kind == StepKind.ATTENTION_OUTPUT), issued.eq(0),
+                                 unit_ends.eq((step.kind == StepKind.HEAD)  # a layer's last step, or the head
+                                              | (is_ffn & (step.token == length - 1) & (step.layer != layers - 1)))]
                     m.d.comb += tags.w_en.eq(tagged)
                     with m.If((step.kind == StepKind.KEY_VALUE) & (step.token == 0)):
                         m.d.sync += [held[name].eq(layer_constant[name]) for name in held]
@@ -389,6 +412,8 @@ class EncoderAccelerator(wiring.Component):
                         m.next = "COMPUTE"
                     with m.Else():
                         m.d.sync += engine.out_fold.eq(0)
+                        with m.If(ends_step & unit_ends):  # the unit's last word is read: free its slot
+                            m.d.sync += [release.eq(1), layer_slot.eq(~layer_slot)]
                         with m.If(~ends_step):  # the step's next job reads the buffers as they are
                             m.d.sync += [pc.eq(pc + 1), engine.weight_address.eq(engine.next_weight_base)]
                             m.next = "COMPUTE"
@@ -416,9 +441,10 @@ class EncoderAccelerator(wiring.Component):
 # LUTs of the top module without its blocks, fitted on Yosys' synth_xilinx of the encoder top
 # (scripts/resource_check.py --fit): per bit of the parameter memories' read data selected by the
 # resident slot (param_memory.mux_luts; a LUT a bit with one slot too, the index's out-of-range
-# case), per PE lane's result bit (the output fold's routing to the gearboxes, the chain buffer and
-# the ensemble unit), per code bit of an input beat (the row loaded from one store or the other, the
-# activations' mask), and the rest (the FSM, the engine's job table, counters, the layer tables).
+# case; none with streamed layers, whose one set of memories is read directly), per PE lane's
+# result bit (the output fold's routing to the gearboxes, the chain buffer and the ensemble unit),
+# per code bit of an input beat (the row loaded from one store or the other, the activations'
+# mask), and the rest (the FSM, the engine's job table, counters, the layer tables).
 LUT_COEFFICIENTS = coefficients("encoder_controller")
 # The blocks the encoder on chip adds to the matrix-product accelerator's (engine.py's blocks and a
 # controller): what issue 15's target "the new blocks' LUTs at most 30% of the design's" counts.
@@ -437,7 +463,8 @@ def controller_features(plan: AcceleratorPlan, units: EncoderUnits) -> dict[str,
     """The top's LUT structure counts (the coefficients' comment above)."""
     cfg = plan.config
     word_bits = plan.weight_width + plan.threshold_width + plan.affine_width
-    return {"memory_word_bits": word_bits * max(1, mux_luts(plan.resident)), "lane_bits": cfg.pe * plan.value_bits,
+    selected = 0 if cfg.streamed else word_bits * max(1, mux_luts(plan.resident))  # streamed: one set, no select
+    return {"memory_word_bits": selected, "lane_bits": cfg.pe * plan.value_bits,
             "simd_bits": cfg.simd * cfg.act_bits, "control": 1.0}
 
 
@@ -468,7 +495,8 @@ def controller_flip_flops(plan: AcceleratorPlan, units: EncoderUnits) -> int:
            + _bits(max(members, 2)) + 2 + 2 * token + _bits(r.beats)  # the embedding rows
            + len(held) + 2 * (token + _bits(a.heads))  # the attention's constants; K and V's token and head
            + _bits(max(a.tokens, 2)) + 1 + 3 * _bits(in_folds) + 2)  # the load: row, store, issued, delay line
-    return engine + top
+    streamed = 3 if cfg.streamed else 0  # the layer slot, the unit's end, the release pulse
+    return engine + top + streamed
 
 
 def controller_resources(plan: AcceleratorPlan, units: EncoderUnits) -> Resources:
@@ -515,4 +543,6 @@ def encoder_accelerator_resources(plan: AcceleratorPlan, units: EncoderUnits) ->
     for name in ENCODER_MEMORIES:
         copies = a.lanes if name == "exp_table" else 1
         blocks[f"{name}_memory"] = memory_resources(max(depths[name], 1), widths[name]) * copies
+    if plan.config.streamed:
+        blocks["param_loader"] = loader_resources(loader_shape(plan))
     return blocks

@@ -129,8 +129,8 @@ def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidd
     beats = ceil_div(hidden, hidden_lanes)
     per_member = 2 * layers + 1  # staircases: per layer the input's and FFN-in's; the pooler's
     residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, add_bits, first.input_codes,
-                             out_bits + 1, plan.resident * per_member * beats,
-                             norm_words=plan.resident * per_member * beats)  # LayerNorms: the embeddings', two a layer
+                             out_bits + 1, plan.ensemble_members * per_member * beats,
+                             norm_words=plan.ensemble_members * per_member * beats)  # LayerNorms: the embeddings', two a layer
     pipeline = PipelineShape(attention, softmax, c.context, attention.context_bits + 1,
-                             plan.resident * layers * c.heads)  # a head's thresholds a word
+                             plan.ensemble_members * layers * c.heads)  # a head's thresholds a word
     return EncoderUnits(pipeline, NormTiming(residual, layer_norm))

@@ -1,10 +1,12 @@
 """The PE engine: the PE array's datapath and the controller states both tops share.
 
-``PEEngine(m, plan)`` builds into the module ``m``: the job table (the current job's fields, looked up
-by the program counter ``pc``), a step's state registers (the member and its resident slot, the
-output and input folds, the bit plane, the weight address), per resident member the three parameter
-memories (param_memory.py), the row buffers (buffers.py), the PE array (pe_array.py) with its
-operand registers, the output unit (output_unit.py) and the ensemble unit (ensemble_unit.py).
+``PEEngine(m, plan)`` builds into the module ``m``: the job table (the current job's fields, looked
+up by the program counter ``pc``), a step's state registers (the member and its resident slot or
+layer slot, the output and input folds, the bit plane, the weight address), the three parameter
+memories (param_memory.py) per resident member, or once with two layer slots for streamed
+parameters, the row buffers (buffers.py), the PE array (pe_array.py) with its operand registers, the
+output unit (output_unit.py) and the ensemble unit (ensemble_unit.py).
+
 ``compute_states`` adds COMPUTE and DRAIN to the caller's FSM: one output fold, the planes most
 significant first and the input folds inner (a fold's weight words are read once per plane), then
 the drain cycle, then the caller's OUTPUT state, which decides where the fold goes and what follows.
@@ -20,7 +22,7 @@ Resource model (``engine_resources``): its blocks' own models, by block as synth
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 
 from .blocks.buffers import RowBuffers, buffers_resources
 from .blocks.ensemble_unit import EnsembleUnit, ensemble_unit_resources
@@ -46,6 +48,13 @@ def constant_table(m: Module, name: str, values, index) -> Signal:
     signal = Signal(range(min(values + [0]), max(values + [1]) + 1), name=name)
     m.d.comb += signal.eq(Array(Const(v, signal.shape()) for v in values)[index])
     return signal
+
+
+def write_chunk(plan: AcceleratorPlan, width: int) -> int | None:
+    """Bits a write of a memory ``width`` bits wide takes: a beat of the parameter stream (streamed
+    parameters, a word wider than a beat), or a whole word."""
+    cfg = plan.config
+    return cfg.param_width if cfg.streamed and cfg.param_width < width else None
 
 
 class PEEngine:
@@ -75,7 +84,7 @@ class PEEngine:
 
         # ---- a step's state ---------------------------------------------------------------------
         self.member = Signal(range(max(members, 2)))  # at least one bit, even for one member
-        self.slot = Signal(range(max(resident, 2)))
+        self.slot = Signal(range(max(resident, 2)))  # the resident member's memories, or the layer slot
         self.out_fold = Signal(range(max(plan.out_folds(j) for j in jobs) + 1))
         self.in_fold = Signal(range(max(plan.in_folds(j) for j in jobs) + 1))
         self.col_base = Signal(range(plan.input_buffer_codes + plan.chain_buffer_codes + simd + 1))
@@ -92,21 +101,29 @@ class PEEngine:
         m.submodules.ensemble_unit = self.ensemble = ens = EnsembleUnit(plan.labels, plan.value_bits,
                                                                         plan.score_bits, plan.combine)
         self.memories = {name: [] for name in MEMORIES}
-        for s in range(resident):
+        streamed = cfg.param_width if cfg.streamed else None
+        for s in range(plan.memory_sets):
             for name, (words, width) in plan.memory_shapes.items():
-                mem = ParamMemory(width, max(words, 1), image_name(s, name))
+                # streamed: the two layer slots, filled a chunk at a time, no image
+                mem = ParamMemory(width, max(words, 1), None if streamed else image_name(s, name),
+                                  chunk=write_chunk(plan, width))
                 m.submodules[f"{name}{s}"] = mem
                 self.memories[name].append(mem)
         m.submodules.buffers = self.buffers = buffers = RowBuffers(plan)
 
-        # memory read addresses: weights by the running address, parameters by job and output fold
+        # memory read addresses: weights by the running address, parameters by job and output fold;
+        # streamed, the step's layer slot is the top address bit
         param_addr = Signal(range(max(plan.threshold_depth, plan.affine_depth) + 1))
         m.d.comb += param_addr.eq(param_base + self.out_fold)
-        for s in range(resident):
-            m.d.comb += [self.memories["weights"][s].raddr.eq(self.weight_address),
-                         self.memories["thresholds"][s].raddr.eq(param_addr),
-                         self.memories["affine"][s].raddr.eq(param_addr)]
-        read = {name: Array(mem.rdata for mem in self.memories[name])[self.slot] for name in MEMORIES}
+        addresses = {"weights": self.weight_address, "thresholds": param_addr, "affine": param_addr}
+        if streamed:
+            for name, mem in self.memories.items():
+                m.d.comb += mem[0].raddr.eq(self.slot_address(name, addresses[name], self.slot))
+            read = {name: self.memories[name][0].rdata for name in MEMORIES}
+        else:
+            for s in range(resident):
+                m.d.comb += [self.memories[name][s].raddr.eq(addresses[name]) for name in MEMORIES]
+            read = {name: Array(mem.rdata for mem in self.memories[name])[self.slot] for name in MEMORIES}
 
         # one bit plane of one input fold, masked past the row's K codes (stale or padding codes).
         # Planes run most significant first: pass ``plane`` reads bit plane planes - 1 - plane.
@@ -145,6 +162,11 @@ class PEEngine:
             ens.alpha.eq(Array(Const(int(a), ens.alpha.shape()) for a in plan.alphas)[self.member]),
         ]
 
+    def slot_address(self, memory: str, word: Value, slot: Value) -> Value:
+        """Streamed parameters: the address of ``word`` of layer slot ``slot`` in ``memory``."""
+        bits = (self.plan.slot_depth[memory] - 1).bit_length()
+        return Cat(word[:bits], slot)
+
     def field(self, name: str, values) -> Signal:
         """A job-table column: the value of ``values`` (one per job) for the job at the program counter."""
         return constant_table(self.m, f"job_{name}", values, self.pc)
@@ -178,5 +200,5 @@ def engine_resources(plan: AcceleratorPlan) -> dict[str, Resources]:
         "ensemble_unit": ensemble_unit_resources(plan.labels, plan.value_bits, plan.score_bits, plan.combine),
     }
     for name, (words, width) in plan.memory_shapes.items():
-        blocks[f"{name}_memory"] = memory_resources(max(words, 1), width) * plan.resident
+        blocks[f"{name}_memory"] = memory_resources(max(words, 1), width, write_chunk(plan, width)) * plan.memory_sets
     return blocks

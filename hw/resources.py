@@ -129,14 +129,26 @@ RAMB36_GEOMETRIES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (1
 RAMB18_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
 
-def tile_geometry(depth: int, width: int) -> tuple[int, int, bool]:
+def usable_width(native: int, chunk: int | None) -> int:
+    """The width a tile of a native geometry ``native`` bits wide is used at: all of it, or for a memory
+    written ``chunk`` bits at a time (a power of two), the widest power of two that fits the native
+    width and divides the chunk (a RAMB36 as 512 x 64 instead of 512 x 72), so that every tile column
+    lies within one chunk."""
+    return native if chunk is None else min(chunk, 1 << (native.bit_length() - 1))
+
+
+def tile_geometry(depth: int, width: int, chunk: int | None = None) -> tuple[int, int, bool]:
     """The block-RAM geometry (words, bits, is RAMB36) whose grid holds depth x width in the fewest
     RAMB36 equivalents; ties go to fewer rows (a smaller read mux), then to RAMB36 tiles. Yosys'
     memory mapping picks the same for the inferred RAMs measured here, except where it mixes
-    geometries within one memory (results/residual_stream_resources.md)."""
+    geometries within one memory (results/residual_stream_resources.md). A memory written ``chunk``
+    bits at a time (a power of two; param_memory.py) takes only tile widths that
+    divide the chunk (``usable_width``)."""
+    if chunk is not None and (chunk < 1 or chunk & (chunk - 1)):
+        raise ValueError(f"a write chunk must be a power of two, not {chunk}")
     options = [(ceil_div(depth, d) * ceil_div(width, w) * (1.0 if big else 0.5), ceil_div(depth, d), not big, d, w)
                for big, geometries in ((True, RAMB36_GEOMETRIES), (False, RAMB18_GEOMETRIES))
-               for d, w in geometries]
+               for d, w in ((d, usable_width(native, chunk)) for d, native in geometries)]
     _, _, small, d, w = min(options)
     return d, w, not small
 
@@ -150,10 +162,10 @@ def mux_luts(inputs: int) -> int:
     return 0 if inputs <= 1 else 1 if inputs <= 4 else round(MUX_LUTS_PER_INPUT * (inputs - 1))
 
 
-def block_ram_grid(depth: int, width: int) -> tuple[int, Resources]:
-    """(rows, resources) of a grid of one block-RAM geometry (``tile_geometry``) holding depth x
-    width: its tiles and the read mux over its rows."""
-    d, w, big = tile_geometry(depth, width)
+def block_ram_grid(depth: int, width: int, chunk: int | None = None) -> tuple[int, Resources]:
+    """(rows, resources) of a grid of one block-RAM geometry (``tile_geometry``, with its write
+    ``chunk``) holding depth x width: its tiles and the read mux over its rows."""
+    d, w, big = tile_geometry(depth, width, chunk)
     rows = ceil_div(depth, d)
     tiles = rows * ceil_div(width, w)
     return rows, Resources(lut=width * mux_luts(rows), bram36=tiles if big else 0, bram18=0 if big else tiles)

@@ -31,12 +31,14 @@ baseline it is measured against (docs/accelerator.md).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from .accelerator import job_cycles, step_cycles
 from .blocks.encoder_sequencer import StepKind
 from .blocks.ensemble_unit import SETTLE_CYCLES
+from .blocks.param_loader import LOADED_LATENCY, RELEASE_TO_BEAT
 from .blocks.row_gearbox import ROW_LATENCY as GEARBOX_LATENCY
 from .blocks.row_store import READ_LATENCY as STORE_READ_LATENCY
 from .design.plan import AcceleratorPlan
@@ -94,13 +96,17 @@ class _Timeline:
     def _ready(self, ready: int) -> int:
         return max(ready, self.done) if self.serial else ready
 
-    def pe(self, kind: str, cycles: int, ready: int, cause: str) -> int:
+    def pe(self, kind: str, cycles: int, ready: int, cause: str, params: int = 0) -> int:
         """A PE step of ``cycles`` (and the take and first read, ``STEP_OVERHEAD``) whose input's last
-        beat is written at ``ready``; returns its end."""
+        beat is written at ``ready`` and whose parameters are loaded at ``params``; returns its end
+        (``self.taken``: the cycle it was taken)."""
         start = max(self.pe_free, self._ready(ready + EVENT_TO_STEP))
+        if params > start:
+            start, cause = params, "parameters"
         cycles += STEP_OVERHEAD
         if start > self.pe_free:
             self.out.pe_waits[cause] += start - self.pe_free
+        self.taken = start
         self.pe_free = start + cycles
         self.out.pe_busy[kind] += cycles
         return self._finish(self.pe_free)
@@ -127,6 +133,32 @@ class _Timeline:
                              ("attention_context", att.context_row_cycles(n))):
             self.out.unit_busy[name] += att.heads * cycles
         return self._finish(end)
+
+
+class _Loads:
+    """Streamed parameters: when each parameter unit is in its layer slot. The source offers a beat
+    ``interval`` cycles after the one before was taken (the first at once); the loader takes it
+    once the unit's slot is free (param_loader.py)."""
+
+    def __init__(self, plan: AcceleratorPlan, interval: float):
+        if interval < 1:
+            raise ValueError(f"the parameter stream offers at most a beat a cycle, not one every {interval}")
+        self.plan, self.interval = plan, interval
+        self.offered = 0.0  # the next beat's earliest cycle
+        self.slot_free = [0, 0]
+        self.units = 0  # units loaded so far in the sentence
+
+    def load(self, unit: str) -> int:
+        """The next unit's load; returns the first cycle its steps may be taken."""
+        first = max(math.ceil(self.offered), self.slot_free[self.units % 2])
+        last = first + math.ceil((self.plan.unit_beats(unit) - 1) * self.interval)
+        self.offered, self.units = last + self.interval, self.units + 1
+        return last + LOADED_LATENCY
+
+    def release(self, units: int, time: int) -> None:
+        """The slot of the ``units``-th unit (from 0) is read for the last time as its last step ends
+        at ``time``."""
+        self.slot_free[units % 2] = time + RELEASE_TO_BEAT
 
 
 @dataclass(frozen=True)
@@ -157,34 +189,43 @@ def member_order(layers: int, tokens: int) -> list[PEStep]:
     return order + [PEStep("head")]
 
 
-def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, serial: bool = False) -> EncoderCycles:
+def inference_cycles(plan: AcceleratorPlan, units: EncoderUnits, tokens: int, serial: bool = False,
+                     beat_interval: float = 1) -> EncoderCycles:
     """The cycles of one inference of ``tokens`` tokens under the schedule above (``serial``: each
-    row on any unit waits until every row before it is complete)."""
+    row on any unit waits until every row before it is complete). Streamed parameters arrive a beat
+    every ``beat_interval`` cycles at most (``_Loads``); each unit's steps wait for its load."""
     if not 1 <= tokens <= units.attention.tokens:
         raise ValueError(f"a sentence of {tokens} tokens on a build for {units.attention.tokens}")
     line = _Timeline(plan, units, tokens, serial)
+    loads = _Loads(plan, beat_interval) if plan.config.streamed else None
     layers = sum(1 for s in plan.steps if s.name.endswith(".qkv"))
     head = next(s for s in plan.steps if s.name == "head")
     beats = units.residual.beats
     steps = [encoder_steps(plan, layer) for layer in range(layers)]
-    member_start = 0
+    order = member_order(layers, tokens)
+    unit_of = [layers - 1 if step.kind == "head" else step.layer for step in order]  # into plan.param_units
+    unit_ends = {i for i in range(len(order)) if i + 1 == len(order) or unit_of[i + 1] != unit_of[i]}
+    member_start, loaded = 0, 0
     for _ in range(plan.ensemble_members):
         # the embeddings stream in a beat a cycle, each row through the add into the LayerNorm
         codes = [line.layer_norm(member_start + t * beats) for t in range(tokens)]
         keys_end, context = 0, [0] * tokens
-        for step in member_order(layers, tokens):
+        for i, step in enumerate(order):
+            if loads and (i == 0 or unit_of[i] != unit_of[i - 1]):
+                loaded = loads.load(plan.param_units[unit_of[i]].name)
             t = step.token
             cycles = step_cycles(plan, head) if step.kind == "head" else steps[step.layer][step.kind]
             if step.kind == "key_value":
-                keys_end = line.pe(step.kind, cycles, codes[t], "layer_norm")
+                keys_end = line.pe(step.kind, cycles, codes[t], "layer_norm", loaded)
             elif step.kind == "query":  # token t's attention starts on the units
-                context[t] = line.attention(line.pe(step.kind, cycles, codes[t], "layer_norm"), keys_end)
+                context[t] = line.attention(line.pe(step.kind, cycles, codes[t], "layer_norm", loaded), keys_end)
             elif step.kind in ("attention_output", "ffn"):
                 ready, cause = (context[t], "attention") if step.kind == "attention_output" else (codes[t], "layer_norm")
-                codes[t] = line.product_row(line.pe(step.kind, cycles, ready, cause))
+                codes[t] = line.product_row(line.pe(step.kind, cycles, ready, cause, loaded))
             else:  # the head, once every row of the member is through its LayerNorm
-                head_start = max(line.pe_free, line.done + EVENT_TO_STEP)
-                line.pe("head", cycles, line.done, "layer_norm")
-                member_start = head_start + 1  # the next member's embeddings stream once the head is taken
+                line.pe("head", cycles, line.done, "layer_norm", loaded)
+                member_start = line.taken + 1  # the next member's embeddings stream once the head is taken
+            if loads and i in unit_ends:
+                loads.release(loads.units - 1, line.pe_free)
     line.out.total = line.pe_free + SETTLE_CYCLES + 1  # the last logits join the scores; the answer
     return line.out

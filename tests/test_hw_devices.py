@@ -106,3 +106,32 @@ def test_dse_device_option_judges_only_that_device(tmp_path):
 def test_unknown_device_is_one_sentence():
     with pytest.raises(Exception, match="Unknown device 'vu9p'; the devices are zu9eg, ecp5-85f"):
         device("vu9p")
+
+
+def test_streamed_layers_fit_where_resident_members_do_not():
+    """The built-in model at PE 16 x SIMD 128: both members resident overflow the ZU9EG's block RAM;
+    its layers streamed through a 512-bit stream fit, and its cycles on each device are its own: the
+    DDR4's 19.2 GB/s keep up with a beat a cycle at 200 MHz (768 bits a cycle); the ULX3S' SDRAM
+    (0.332 GB/s at 29.7 MHz: 89 bits a cycle) loads the first layer 5.7 times slower (the later
+    loads hide behind a layer's compute either way)."""
+    points = [DesignPoint("builtin", 16, 128, 2, 4, "multiplexed", True, 128, 4, 8),
+              DesignPoint("builtin", 16, 128, 0, 4, "multiplexed", True, 128, 4, 8, param_width=512)]
+    resident, streamed = run_points(points, 32, synthesize=False, clock=(29.69, "measured"),
+                                    devices=list(DEVICES.values())).rows
+    assert (resident["zu9eg_fits"], resident["zu9eg_bound"]) == (False, "bram")
+    assert (streamed["zu9eg_fits"], streamed["zu9eg_bound"]) == (True, "compute")
+    assert streamed["memory_bits"] < resident["memory_bits"] / 2
+    assert streamed["zu9eg_cycles"] == streamed["cycles"], "the DDR4 feeds a beat a cycle"
+    first_load = 512 / (0.332 * 8e9 / 29.69e6) * (streamed["param_stream_bits"] / 512 / 2 / 6)  # a layer's beats
+    assert streamed["ecp5_85f_cycles"] - streamed["cycles"] == pytest.approx(first_load * (1 - 1 / 5.72), rel=0.05)
+    assert streamed["param_stream_bits"] > 37e6  # both members' matrices (37 Mbit resident), every sentence
+    assert streamed["zu9eg_sentences_per_s"] == pytest.approx(200e6 / streamed["zu9eg_cycles"], rel=1e-4)
+
+
+def test_dse_refuses_a_bad_parameter_stream_width(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "bebert.hw.cli", "dse", "--no-synth", "--param-width", "0,100",
+                           "--out", str(tmp_path / "d")], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("bebert-hw: error: Sweep key 'param_width' holds 100; it takes 0 (resident) or a "
+                                   "power of two from 32 to 1024.")
+    assert not (tmp_path / "d").exists()

@@ -139,7 +139,7 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     plan = plan_for(simulation, HardwareConfig(8, 16, None, report["parameters"]["act_bits"]))
     assert report["cycles"]["per_inference"] == run_cycles(plan, 10).total
     images = member_images(plan, 0)
-    for memory, spec in report["memories_per_member"].items():
+    for memory, spec in report["memories_per_set"].items():
         # the tiles, side by side and one above the other, hold the image and zeros past it
         tile_depth, tile_width, _ = tile_geometry(max(spec["words"], 1), spec["width"])
         files = sorted((out / "images" / f"member0_{memory}").iterdir())
@@ -184,6 +184,9 @@ def test_gen_writes_verilog_images_and_report(tiny, tmp_path):
     (["--members", 1], "the encoder on chip needs every member resident, not 1 of 2"),
     (["--interface", "axi4"], "--interface must be one of native, axi, not 'axi4'"),
     (["--interface", "axi", "--products-only"], "--interface axi is the encoder on chip's; drop --products-only"),
+    (["--param-width", "100"], "--param-width must be a power of two from 32 to 1024 bits, not 100"),
+    (["--param-width", "128", "--members", "1"], "--members (resident members) and --param-width (streamed layers)"),
+    (["--param-width", "128", "--products-only"], "--param-width streams the encoder on chip's layers"),
 ])
 def test_gen_bad_parameters_one_sentence_exit_2(tmp_path, args, words):
     out = tmp_path / "never"
@@ -203,7 +206,7 @@ def test_builtin_gen_default(tmp_path):
     assert result.returncode == 0, result.stderr
     report = yaml.safe_load((out / REPORT_FILE).read_text())
     assert report["parameters"] == {"pe": 64, "simd": 64, "act_bits": 4, "members_resident": 2,
-                                    "ensemble_members": 2, "combine": "logits"}
+                                    "ensemble_members": 2, "combine": "logits", "param_width": None}
     assert report["encoder"]["max_tokens"] == 128 and report["encoder"]["attention_lanes"] == 4
     plan = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(64, 64, None, 4))
     assert report["cycles"]["per_inference"] == inference_cycles(plan, encoder_units(plan, 128, 4, 8), 32).total
@@ -272,3 +275,22 @@ def test_cosim_command_on_a_real_dev_sentence(tiny, tmp_path, glue_dir):
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("sentence   1:"))
     model = line.split("(model ")[1].split(")")[0]
     assert f"cycles {model} " in line  # the counter printed equals the model printed
+
+
+def test_streamed_gen_writes_no_member_images(tmp_path):
+    """``gen --param-width``: the two layer slots have no images (their words come on the parameter
+    stream), the encoder's constants keep theirs for both members; the report gives the stream's beats
+    per unit and the cycles of the schedule's model with a beat a cycle."""
+    from bebert.hw.generator.param_stream import sentence_beats
+
+    out = tmp_path / "accelerator"
+    result = hw("gen", "--pe", 64, "--param-width", 256, "--max-tokens", 32, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "layers streamed 256 bits a beat into two slots" in result.stdout
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        f"encoder_{m}" for m in ("norm", "hidden_thresholds", "exp_table", "context_thresholds"))
+    report = yaml.safe_load((out / REPORT_FILE).read_text())
+    plan = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(64, 64, None, 4, 256))
+    assert report["param_stream"]["beats_per_sentence"] == len(sentence_beats(plan))
+    assert report["memories_per_set"]["weights"]["words"] == 2 * plan.slot_depth["weights"]
+    assert report["cycles"]["per_inference"] == inference_cycles(plan, encoder_units(plan, 32, 4, 8), 32).total

@@ -22,7 +22,7 @@ one pass per activation bit plane (one for 1-bit codes, XNOR-popcount).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -70,6 +70,14 @@ class Step:
     name: str
     jobs: tuple[MatrixJob, ...]
     per_token: bool  # once per token of the sentence, or once per sentence (the head)
+
+
+@dataclass(frozen=True)
+class ParamUnit:
+    """The jobs whose parameters load together: a layer's, or the head's (streamed), or a member's."""
+
+    name: str
+    jobs: tuple[MatrixJob, ...]
 
 
 @dataclass(frozen=True)
@@ -207,24 +215,64 @@ class AcceleratorPlan:
         if cfg.pe < self.labels:
             raise ConfigError(f"--pe {cfg.pe} is below the model's {self.labels} labels; the ensemble unit "
                               "takes all logits in one fold.")
-        # memory layout: each job's words, one after another, in schedule order
+        # memory layout: each job's words, one after another, in schedule order: a member's jobs
+        # (resident), or a parameter unit's (streamed: each unit from the start of its layer slot)
         self.weight_base, self.param_base = {}, {}
-        weights = thresholds = affine = 0
-        for job in self.jobs:
-            self.weight_base[job.name] = weights
-            weights += self.out_folds(job) * self.in_folds(job)
-            if job.affine:
-                self.param_base[job.name] = affine
-                affine += self.out_folds(job)
-            else:
-                self.param_base[job.name] = thresholds
-                thresholds += self.out_folds(job)
-        self.weight_depth, self.threshold_depth, self.affine_depth = weights, thresholds, affine
+        self.unit_words: dict[str, dict[str, int]] = {}
+        for unit in self.param_units:
+            words = dict.fromkeys(MEMORIES, 0)
+            for job in unit.jobs:
+                self.weight_base[job.name] = words["weights"]
+                words["weights"] += self.out_folds(job) * self.in_folds(job)
+                kind = "affine" if job.affine else "thresholds"
+                self.param_base[job.name] = words[kind]
+                words[kind] += self.out_folds(job)
+            self.unit_words[unit.name] = words
+        if cfg.streamed:  # two slots of a power of two words each: a slot is the address's top bit
+            self.slot_depth = {name: 1 << max(0, max(w[name] for w in self.unit_words.values()) - 1).bit_length()
+                               for name in MEMORIES}
+            depths = {name: 2 * self.slot_depth[name] for name in MEMORIES}
+        else:
+            self.slot_depth, depths = None, self.unit_words[self.param_units[0].name]
+        self.weight_depth, self.threshold_depth, self.affine_depth = (depths[name] for name in MEMORIES)
 
     # ---- shapes ---------------------------------------------------------------------------------
     @cached_property
     def jobs(self) -> list[MatrixJob]:
         return [job for step in self.steps for job in step.jobs]
+
+    @cached_property
+    def param_units(self) -> tuple[ParamUnit, ...]:
+        """The parameters of one member as they are laid out: streamed, one unit per layer, the head
+        in the last layer's (so that the next member's first layer loads while the last one runs),
+        in schedule order, each filling a layer slot; resident, one unit of every job."""
+        if not self.config.streamed:
+            return (ParamUnit("member", tuple(self.jobs)),)
+        units = {}
+        for step in self.steps:
+            name = step.name.split(".")[0] if step.per_token else next(reversed(units))  # the head: the last layer's
+            units[name] = units.get(name, ()) + step.jobs
+        last = next(reversed(units))
+        return tuple(ParamUnit(f"{name}+head" if name == last else name, jobs) for name, jobs in units.items())
+
+    def resident_twin(self) -> AcceleratorPlan:
+        """This plan with every member resident (the same plan if they are): what the matrix-product
+        accelerator's figures of a streamed design are stated on."""
+        if not self.config.streamed:
+            return self
+        return AcceleratorPlan(replace(self.config, param_width=None), self.shape, self.members)
+
+    @property
+    def memory_sets(self) -> int:
+        """Sets of the three parameter memories: one per resident member, or one of two layer slots."""
+        return 1 if self.config.streamed else self.resident
+
+    def unit_beats(self, unit: str) -> int:
+        """Beats of the parameter stream that fill one unit's slot: each of its words in chunks of
+        ``param_width`` bits, weights, then thresholds, then affine words (generator/param_stream.py)."""
+        width = self.config.param_width
+        return sum(words * math.ceil(self.memory_shapes[name][1] / width)
+                   for name, words in self.unit_words[unit].items())
 
     @property
     def labels(self) -> int:
@@ -301,7 +349,8 @@ class AcceleratorPlan:
 
     @property
     def memory_shapes(self) -> dict[str, tuple[int, int]]:
-        """(words, bits per word) of each parameter memory of one resident member."""
+        """(words, bits per word) of each parameter memory of one set (``memory_sets``): a resident
+        member's, or the two layer slots of streamed parameters."""
         return {"weights": (self.weight_depth, self.weight_width),
                 "thresholds": (self.threshold_depth, self.threshold_width),
                 "affine": (self.affine_depth, self.affine_width)}

@@ -180,17 +180,20 @@ def cosimulate_encoder(artifact, config, sentences: list[tuple[list[int], list[i
                        attention_lanes: int, hidden_lanes: int,
                        testcase: str | list[str] | None = "sentences_match_simulator",
                        gap: float = 0.0, waves: bool = False, simulator: str = "verilator",
-                       interface: str = "native") -> dict:
+                       interface: str = "native", beat_interval: int = 1) -> dict:
     """As ``cosimulate``, for the encoder on chip (encoder_accelerator.py) built for sentences of up to
     ``tokens`` tokens with the given lanes and ``interface``'s ports, against its testbench
-    (ENCODER_TESTBENCHES; ``testcase`` names that testbench's tests, None all of them)."""
+    (ENCODER_TESTBENCHES; ``testcase`` names that testbench's tests, None all of them). With streamed
+    parameters (``config.param_width``) the testbench's parameter source offers a beat every
+    ``beat_interval`` cycles."""
     from ..generator.gen import generate_encoder_for_artifact
 
     def generate(artifact, out):
         generate_encoder_for_artifact(artifact, config, out, tokens, attention_lanes, hidden_lanes, force=True,
                                       interface=interface)
 
-    test_settings = {"pe": config.pe, "simd": config.simd, "act_bits": config.act_bits, "tokens": tokens,
+    test_settings = {"pe": config.pe, "simd": config.simd, "act_bits": config.act_bits,
+                     "param_width": config.param_width, "beat_interval": beat_interval, "tokens": tokens,
                      "attention_lanes": attention_lanes, "hidden_lanes": hidden_lanes}
     return _cosimulate(artifact, generate, ENCODER_TESTBENCHES[interface], test_settings, sentences, out, testcase,
                        gap, waves, simulator)

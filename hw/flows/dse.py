@@ -9,8 +9,9 @@ parallel on local cores or a Dask cluster). The sweep writes ``dse.csv`` and the
 Scope: by default every point is the encoder on chip (encoder_accelerator.py), and its figures are
 whole inferences: cycles from the schedule's event model (schedule.inference_cycles, equal to the
 RTL's counter), resources from ``encoder_accelerator_resources``, its units sized for sentences of
-up to ``max_tokens`` tokens with ``attention_lanes`` and ``hidden_lanes`` lanes. The encoder needs
-every member resident, so its points hold all (the resident key does not vary them). Every row
+up to ``max_tokens`` tokens with ``attention_lanes`` and ``hidden_lanes`` lanes. The encoder holds
+every member resident (the resident key does not vary its points), or with ``param_width`` W > 0
+streams its layers through a W-bit stream into two layer slots (gen --param-width). Every row
 also gives ``products_cycles``, the matrix products alone (accelerator.run_cycles). With
 ``encoder: false`` (``--products-only``) the sweep is the matrix-product accelerator's, whose
 host computes the attention and the LayerNorms: products only, in cycles and resources.
@@ -29,8 +30,9 @@ Devices (hw/design/devices.py): every row says, per target device (``--device``;
 them), whether the point fits its LUTs, flip-flops, block RAM and multipliers (synthesized figures
 where the point was synthesized), which budget stops it if not, and, if it fits, its sentences per
 second at the device's clock and what bounds them: compute, or the board's external memory feeding
-the embedding rows (whole inferences only; the products alone exchange every layer's rows with the
-host, which is not modelled as memory traffic).
+the embedding rows and streamed layers (whole inferences only; the products alone exchange every
+layer's rows with the host, which is not modelled as memory traffic). A streamed point's cycles are
+the device's own: its parameter stream runs at the board's bandwidth (``<device>_cycles``).
 
 Conventions: a binary MAC is a 1-bit weight times one bit plane of an activation (a b-bit code
 costs b of them); one binary MAC is 2 binary operations (XNOR/AND and the popcount's add), as
@@ -53,7 +55,7 @@ import yaml
 from bebert.errors import BebertError
 
 from ..accelerator import run_cycles
-from ..design.config import ConfigError, HardwareConfig
+from ..design.config import PARAM_WIDTHS, ConfigError, HardwareConfig
 from ..design.devices import DEVICES, Device, assess
 from ..design.dims import MODELS, SETTINGS, shape_from_dims
 from ..design.plan import AcceleratorPlan, ModelShape
@@ -63,7 +65,7 @@ from ..resources import RESOURCE_FIELDS, Resources, total
 TOP = "bebert_accelerator"
 MAPPINGS = ("multiplexed", "replicated")
 SWEEP_KEYS = ("models", "pe", "simd", "resident", "act_bits", "mapping", "tokens", "clock_mhz", "synth_max_mbit",
-              "encoder", "max_tokens", "attention_lanes", "hidden_lanes")
+              "encoder", "max_tokens", "attention_lanes", "hidden_lanes", "param_width")
 DEFAULT_SWEEP = {  # 72 points: 4 models x 3 PE x 3 SIMD, multiplexed and replicated (the encoder holds every member)
     "models": ["builtin", "minilm:1-1-4:1", "minilm:1-1-4:4", "bert-base:1-1-4:2"],
     "pe": [8, 16, 64],
@@ -78,6 +80,7 @@ DEFAULT_SWEEP = {  # 72 points: 4 models x 3 PE x 3 SIMD, multiplexed and replic
     "max_tokens": 128,  # the encoder's longest sentence (gen --max-tokens)
     "attention_lanes": [4],  # keys a cycle in the attention units and the softmax (gen --attention-lanes)
     "hidden_lanes": [8],  # hidden values a cycle in the residual stream and the LayerNorm (gen --hidden-lanes)
+    "param_width": [0],  # 0: every member resident; W: the encoder's layers streamed, W bits a beat (gen --param-width)
 }
 
 
@@ -139,6 +142,7 @@ class DesignPoint:
     max_tokens: int = 0
     attention_lanes: int = 0
     hidden_lanes: int = 0
+    param_width: int = 0  # 0: resident parameters; W: the encoder's layers streamed through a W-bit stream
 
     @property
     def copies(self) -> int:
@@ -148,11 +152,12 @@ class DesignPoint:
     def plan(self) -> AcceleratorPlan:
         """The plan of the design that is built (for ``replicated``, one copy: a one-member accelerator);
         with the built-in model's compiled members, which size its encoder blocks."""
+        width = self.param_width or None
         if self.mapping == "replicated":
-            return AcceleratorPlan(HardwareConfig(self.pe, self.simd, 1, self.act_bits), model_shape(self.model, 1),
-                                   model_members(self.model, 1))
-        return AcceleratorPlan(HardwareConfig(self.pe, self.simd, self.resident, self.act_bits),
-                               model_shape(self.model), model_members(self.model))
+            return AcceleratorPlan(HardwareConfig(self.pe, self.simd, None if width else 1, self.act_bits, width),
+                                   model_shape(self.model, 1), model_members(self.model, 1))
+        return AcceleratorPlan(HardwareConfig(self.pe, self.simd, None if width else self.resident, self.act_bits,
+                                              width), model_shape(self.model), model_members(self.model))
 
     def units(self, plan: AcceleratorPlan | None = None) -> EncoderUnits | None:
         """The encoder's units (None: the matrix products alone): sized by the artifact's constants, or
@@ -168,6 +173,8 @@ class DesignPoint:
         """Why this point cannot be built (the plan's or the encoder's sentence), or None."""
         from ..encoder_accelerator import build_problem
 
+        if self.param_width and not self.encoder:
+            return "streamed parameters (param_width) are the encoder on chip's; the products alone load whole members."
         try:
             plan = self.plan()
             if self.encoder and not 1 <= self.max_tokens <= plan.max_tokens:
@@ -197,7 +204,8 @@ def load_sweep(path: Path | None, overrides: dict) -> dict:
             raise SweepError(f"Unknown sweep key {unknown[0]!r} in {path}; the keys are {', '.join(SWEEP_KEYS)}.")
         sweep.update(loaded)
     sweep.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("models", "pe", "simd", "resident", "act_bits", "mapping", "attention_lanes", "hidden_lanes"):
+    for key in ("models", "pe", "simd", "resident", "act_bits", "mapping", "attention_lanes", "hidden_lanes",
+                "param_width"):
         value = sweep[key]
         if not isinstance(value, list) or not value:
             raise SweepError(f"Sweep key {key!r} must be a non-empty list, not {value!r}.")
@@ -208,6 +216,10 @@ def load_sweep(path: Path | None, overrides: dict) -> dict:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise SweepError(f"Sweep key {key!r} holds {value!r}; it takes positive whole numbers"
                                  + (" or 'model'." if key == "act_bits" else "."))
+    for width in sweep["param_width"]:
+        if width != 0 and width not in PARAM_WIDTHS:
+            raise SweepError(f"Sweep key 'param_width' holds {width!r}; it takes 0 (resident) or a power of two "
+                             f"from {PARAM_WIDTHS[0]} to {PARAM_WIDTHS[-1]}.")
     for mapping in sweep["mapping"]:
         if mapping not in MAPPINGS:
             raise SweepError(f"Unknown mapping {mapping!r}; choose from {', '.join(MAPPINGS)}.")
@@ -238,18 +250,20 @@ def sweep_points(sweep: dict) -> tuple[list[DesignPoint], list[tuple[DesignPoint
     points, skipped, seen = [], [], set()
     encoder = sweep["encoder"]
     lanes = itertools.product(sweep["attention_lanes"], sweep["hidden_lanes"]) if encoder else [(0, 0)]
-    for model, pe, simd, resident, bits, mapping, (attention, hidden) in itertools.product(
+    for model, pe, simd, resident, bits, mapping, (attention, hidden), width in itertools.product(
             sweep["models"], sweep["pe"], sweep["simd"], sweep["resident"], sweep["act_bits"], sweep["mapping"],
-            list(lanes)):
+            list(lanes), sweep["param_width"]):
         members = parse_model(str(model))[2]
         if bits == "model":
             bits = SETTINGS[parse_model(str(model))[1]].bits
-        if mapping == "replicated":
+        if width and encoder:
+            resident = 0  # streamed: no member resident
+        elif mapping == "replicated":
             resident = 1
         elif encoder:
             resident = members
         point = DesignPoint(str(model), pe, simd, resident, bits, mapping, encoder,
-                            sweep["max_tokens"] if encoder else 0, attention, hidden)
+                            sweep["max_tokens"] if encoder else 0, attention, hidden, width)
         if point in seen:
             continue
         seen.add(point)
@@ -324,12 +338,14 @@ def binary_macs(plan: AcceleratorPlan, tokens: int) -> int:
 LAYER_KINDS = ("qkv", "attention_output", "ffn", "head")  # the cycles' split, by the PE array's steps
 
 
-def point_cycles(point: DesignPoint, tokens: int, plan: AcceleratorPlan | None = None) -> dict:
+def point_cycles(point: DesignPoint, tokens: int, plan: AcceleratorPlan | None = None,
+                 beat_interval: float = 1) -> dict:
     """One inference's cycles at a point: ``total`` (whole inferences with the encoder on chip, else
-    the products alone), ``products`` (the products alone), the PE array's busy cycles by layer
-    type, its waits for the encoder's units, and the parameter load (products alone, streamed)."""
+    the products alone), ``products`` (the products alone, every member resident), the PE array's
+    busy cycles by layer type, its waits for the encoder's units and streamed layers (a beat every
+    ``beat_interval`` cycles), and the parameter load (products alone, streamed members)."""
     plan = plan or point.plan()
-    products = run_cycles(plan, tokens)
+    products = run_cycles(plan.resident_twin(), tokens)
     units = point.units(plan)
     by_kind = dict.fromkeys(LAYER_KINDS, 0)
     if units is None:
@@ -339,7 +355,7 @@ def point_cycles(point: DesignPoint, tokens: int, plan: AcceleratorPlan | None =
                 "parameter_load": products.parameter_load}
     from ..schedule import inference_cycles
 
-    encoder = inference_cycles(plan, units, tokens)
+    encoder = inference_cycles(plan, units, tokens, beat_interval=beat_interval)
     for kind, count in encoder.pe_busy.items():  # key_value and query: the qkv products
         by_kind["qkv" if kind in ("key_value", "query") else kind] += count
     return {"total": encoder.total, "products": products.total, "by_kind": by_kind,
@@ -382,7 +398,8 @@ def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
            "latency_ms": 1e3 * latency_s, "sentences_per_s": 1.0 / latency_s,
            "binary_gops": 2 * macs / latency_s / 1e9,
            "peak_binary_gops": 2 * point.pe * point.simd * point.copies * clock_mhz * 1e6 / 1e9,
-           "memory_bits": memory_bits(point), "traffic_bits": traffic_bits(point, tokens, plan)}
+           "memory_bits": memory_bits(point), "traffic_bits": traffic_bits(point, tokens, plan),
+           "param_stream_bits": point.copies * stream_bits(plan)}
     row.update({f"model_{f}": round(getattr(model, f)) for f in RESOURCE_FIELDS})
     row["model_encoder_lut_share"] = round(encoder_share(one_copy), 4)
     row.update({f"model_{name}_lut": round(res.lut) for name, res in blocks.items()})
@@ -390,13 +407,29 @@ def evaluate(point: DesignPoint, tokens: int, clock_mhz: float) -> dict:
 
 
 def traffic_bits(point: DesignPoint, tokens: int, plan: AcceleratorPlan) -> int | None:
-    """External-memory bits one inference needs: with the encoder on chip (every member resident), the
-    embedding rows the host streams, as the port carries them (every member, every token, whole beats);
-    None for the products alone (their rows go to and from the host after every step)."""
+    """External-memory bits one inference needs (every copy): with the encoder on chip, the embedding
+    rows the host streams, as the port carries them (every member, every token, whole beats), and the
+    parameter stream's beats of streamed layers; None for the products alone (their rows go to and
+    from the host after every step)."""
     if not point.encoder:
         return None
     residual = point.units(plan).residual
-    return plan.ensemble_members * tokens * residual.beats * residual.lanes * residual.add_bits
+    embeddings = plan.ensemble_members * tokens * residual.beats * residual.lanes * residual.add_bits
+    return point.copies * (embeddings + stream_bits(plan))
+
+
+def stream_bits(plan: AcceleratorPlan) -> int:
+    """Bits of the parameter stream one inference of one copy takes (0: resident parameters)."""
+    if not plan.config.streamed:
+        return 0
+    return plan.config.param_width * plan.ensemble_members * sum(plan.unit_beats(u.name) for u in plan.param_units)
+
+
+def beat_interval(point: DesignPoint, target: Device, clock_mhz: float) -> float:
+    """Cycles between the parameter stream's beats when the board's memory feeds every copy's stream
+    at once at its bandwidth (at most a beat a cycle)."""
+    bits_per_cycle = target.bandwidth_gb_s * 8e9 / (clock_mhz * 1e6) / point.copies
+    return max(1.0, point.param_width / bits_per_cycle)
 
 
 def device_clock(target: Device, clock: tuple[float, str]) -> tuple[float, str]:
@@ -406,15 +439,22 @@ def device_clock(target: Device, clock: tuple[float, str]) -> tuple[float, str]:
     return target.clock_mhz, target.clock_note
 
 
-def device_columns(row: dict, devices: list[Device], clock: tuple[float, str]) -> dict:
-    """A row's verdict on each device (the synthesized resources where the point was synthesized)."""
+def device_columns(row: dict, devices: list[Device], clock: tuple[float, str],
+                   point: DesignPoint | None = None) -> dict:
+    """A row's verdict on each device (the synthesized resources where the point was synthesized).
+    A point whose layers stream is costed again per device: its parameter stream runs at the
+    board's bandwidth (``beat_interval``), so its cycles are the device's own (``<device>_cycles``)."""
     source = "synth" if row.get("synthesized") else "model"
     resources = Resources(*(row[f"{source}_{f}"] for f in RESOURCE_FIELDS))
     columns = {}
     for target in devices:
         clock_mhz, _ = device_clock(target, clock)
-        verdict = assess(target, resources, row["cycles"], clock_mhz, row["traffic_bits"])
         key = target.column
+        cycles = row["cycles"]
+        if point is not None and point.param_width:
+            cycles = point_cycles(point, row["tokens"], beat_interval=beat_interval(point, target, clock_mhz))["total"]
+            columns[f"{key}_cycles"] = cycles
+        verdict = assess(target, resources, cycles, clock_mhz, row["traffic_bits"])
         columns.update({f"{key}_fits": verdict.fits, f"{key}_bound": verdict.bound, f"{key}_clock_mhz": clock_mhz,
                         f"{key}_sentences_per_s": round(verdict.sentences_per_s, 3),
                         f"{key}_bandwidth_share": None if verdict.bandwidth_share is None
@@ -448,7 +488,7 @@ def memory_bits(point: DesignPoint) -> int:
     """Parameter memory bits on chip at a point (every copy, every resident member; with the encoder,
     its memories too, the exponential table once per softmax lane)."""
     plan = point.plan()
-    bits = plan.resident * sum(words * width for words, width in plan.memory_shapes.values())
+    bits = plan.memory_sets * sum(words * width for words, width in plan.memory_shapes.values())
     units = point.units(plan)
     if units is not None:
         from ..generator.encoder_images import EncoderLayout
@@ -491,8 +531,8 @@ def run_points(points: list[DesignPoint], tokens: int, synthesize: bool = True, 
             row.update({f"synth_{f}": round(getattr(total, f)) for f in RESOURCE_FIELDS})
             row["synth_encoder_lut_share"] = round(encoder_share(result.blocks), 4)
             row.update({f"synth_{name}_lut": round(res.lut * point.copies) for name, res in result.blocks.items()})
-    for row in rows:
-        row.update(device_columns(row, list(DEVICES.values()) if devices is None else devices, clock))
+    for point, row in zip(points, rows):
+        row.update(device_columns(row, list(DEVICES.values()) if devices is None else devices, clock, point))
     return SweepResult(rows, skipped or [], time.perf_counter() - started, synthesis_seconds, bool(chosen))
 
 

@@ -66,7 +66,8 @@ def _lut(row: dict, block: str | None = None) -> float:
 
 
 def _label(row: dict) -> str:
-    return f"PE{row['pe']}xSIMD{row['simd']} r{row['resident']} a{row['act_bits']} {row['mapping'][:5]}"
+    held = f"s{row['param_width']}" if int(row.get("param_width") or 0) else f"r{row['resident']}"
+    return f"PE{row['pe']}xSIMD{row['simd']} {held} a{row['act_bits']} {row['mapping'][:5]}"
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -211,7 +212,7 @@ def plot_device_pareto(rows: list[dict], target: Device, out: Path) -> list[Path
             ax.plot([p[0] for p in front], [p[1] for p in front], "--", color=f"C{n}", linewidth=1)
     for bound in sorted({r[f"{key}_bound"] for r in rows if str(r[f"{key}_fits"]) != "True"}):
         stopped = [r for r in rows if str(r[f"{key}_fits"]) != "True" and r[f"{key}_bound"] == bound]
-        rate = [float(r[f"{key}_clock_mhz"]) * 1e6 / float(r["cycles"]) for r in stopped]
+        rate = [float(r[f"{key}_clock_mhz"]) * 1e6 / float(r.get(f"{key}_cycles") or r["cycles"]) for r in stopped]
         ax.scatter([100 * float(r[f"{key}_lut_share"]) for r in stopped], rate, marker="x", color="0.6",
                    label=f"does not fit: {target.units[bound]} ({len(stopped)})")
     ax.axvline(100, color="k", linewidth=0.8)

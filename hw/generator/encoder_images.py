@@ -1,9 +1,9 @@
-"""Memory images of the encoder blocks: every resident member's LayerNorm, staircase, softmax and
-context constants laid out as the encoder's parameter memories hold them, and the per-layer
-constants the controller holds while a layer runs.
+"""Memory images of the encoder blocks: every member's LayerNorm, staircase, softmax and context
+constants (resident even when the matrices' parameters stream in) laid out as the encoder's
+parameter memories hold them, and the per-layer constants the controller holds while a layer runs.
 
-Four memories, each holding the resident members one after another (member slot s's words from
-s x the member's words on), least significant bit first:
+Four memories, each holding the members one after another (member slot s's words from s x the
+member's words on), least significant bit first:
 
 * **norm**, a LayerNorm's gain and bias words, ceil(H / L) beats each: L gains (``gain_bits``,
   two's complement) then L biases (``bias_bits``); per member the embeddings' LayerNorm, then per
@@ -56,7 +56,7 @@ class LayerConstants:
 
 @dataclass(frozen=True)
 class EncoderLayout:
-    """Where each constant of a resident member slot lives in the encoder's memories."""
+    """Where each constant of a member slot lives in the encoder's memories."""
 
     plan: AcceleratorPlan
     units: EncoderUnits
@@ -101,8 +101,8 @@ class EncoderLayout:
             prob_step=prob_step, context_base=index * self.units.attention.heads)
 
     def depths(self) -> dict[str, int]:
-        """Each memory's words: every resident slot's."""
-        slots, layers = self.plan.resident, self.layers
+        """Each memory's words: every member slot's."""
+        slots, layers = self.plan.ensemble_members, self.layers
         return {"norm": self.norm_word(slots, 0), "hidden_thresholds": self.staircase_word(slots, 0),
                 "exp_table": slots * layers * self.units.softmax.table_depth,
                 "context_thresholds": slots * layers * self.units.attention.heads}
@@ -178,7 +178,7 @@ WORDS = {"norm": _norm_words, "hidden_thresholds": _hidden_threshold_words, "exp
 
 
 def encoder_images(layout: EncoderLayout) -> dict[str, np.ndarray]:
-    """Each encoder memory's image as (words, width) bits: every resident slot's member, in order."""
-    members = layout.plan.members[:layout.plan.resident]
+    """Each encoder memory's image as (words, width) bits: every member, in order."""
+    members = layout.plan.members
     return {name: np.concatenate([WORDS[name](layout, member) for member in members]) for name in ENCODER_MEMORIES}
 

@@ -84,18 +84,19 @@ def verilog_sources(folder: Path) -> list[Path]:
 def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS, units: EncoderUnits | None = None,
            interface: str = "native", artifact: int = 0) -> dict:
     cfg = plan.config
-    cycles = run_cycles(plan, tokens)
+    cycles = run_cycles(plan.resident_twin(), tokens)  # the products alone, every member resident
     shapes = plan.memory_shapes
     out = {
         "interface": interface,
         "parameters": {"pe": cfg.pe, "simd": cfg.simd, "act_bits": cfg.act_bits,
                        "members_resident": plan.resident, "ensemble_members": plan.ensemble_members,
-                       "combine": plan.combine},
+                       "combine": plan.combine, "param_width": cfg.param_width},
         "widths": {"accumulator": plan.acc_bits, "threshold": plan.threshold_bits, "levels": plan.levels,
                    "result_lane": plan.value_bits, "bias": plan.bias_bits, "score": plan.score_bits},
-        "memories_per_member": {name: {"words": words, "width": width, "bits": words * width}
-                                for name, (words, width) in shapes.items()},
-        "memory_bits_total": plan.resident * sum(words * width for words, width in shapes.values()),
+        # a resident member's memories, or the two layer slots of streamed parameters
+        "memories_per_set": {name: {"words": words, "width": width, "bits": words * width}
+                             for name, (words, width) in shapes.items()},
+        "memory_bits_total": plan.memory_sets * sum(words * width for words, width in shapes.values()),
         "buffers_codes": {"input": plan.input_buffer_codes, "chain": plan.chain_buffer_codes},
         "cycles": {
             "tokens": tokens,
@@ -108,6 +109,12 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS, units: EncoderUni
     }
     if units is None:
         return out
+    if cfg.streamed:
+        out["param_stream"] = {"width": cfg.param_width, "beats_per_unit": {u.name: plan.unit_beats(u.name)
+                                                                           for u in plan.param_units},
+                               "beats_per_sentence": plan.ensemble_members * sum(plan.unit_beats(u.name)
+                                                                                 for u in plan.param_units),
+                               "cycles_assume": "a beat every cycle"}
     encoder = inference_cycles(plan, units, tokens)
     out["cycles"] = {"tokens": tokens, "per_inference": encoder.total, "pe_busy_by_step": dict(encoder.pe_busy),
                      "pe_waits": dict(encoder.pe_waits), "products_alone": cycles.total}
@@ -133,6 +140,9 @@ def generate(plan: AcceleratorPlan, out: Path, force: bool = False, tokens: int 
         raise BebertError(f"--interface must be one of {', '.join(INTERFACES)}, not {interface!r}.")
     if interface == "axi" and units is None:
         raise BebertError("--interface axi is the encoder on chip's; drop --products-only.")
+    if plan.config.streamed and units is None:
+        raise BebertError("--param-width streams the encoder on chip's layers; the matrix products alone load "
+                          "whole members (--members).")
     if not 1 <= tokens <= plan.max_tokens:
         raise BebertError(f"--tokens {tokens} is outside the model's sentence lengths, 1 to {plan.max_tokens} tokens "
                           "(its position table).")
@@ -235,6 +245,8 @@ def encoder_build(plan: AcceleratorPlan, max_tokens: int, attention_lanes: int, 
         raise BebertError(f"Cannot size the encoder's units: {exc}.") from None
 
 
-def configure(simulation, pe: int, simd: int, members: int | None, act_bits: int | None) -> HardwareConfig:
+def configure(simulation, pe: int, simd: int, members: int | None, act_bits: int | None,
+              param_width: int | None = None) -> HardwareConfig:
     """A configuration for a compiled model; ``act_bits`` None takes the model's widest codes."""
-    return HardwareConfig(pe, simd, members, model_act_bits(simulation) if act_bits is None else act_bits)
+    return HardwareConfig(pe, simd, members, model_act_bits(simulation) if act_bits is None else act_bits,
+                          param_width)

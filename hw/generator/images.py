@@ -129,8 +129,12 @@ def hex_lines(bits: np.ndarray) -> str:
 
 
 def member_images(plan: AcceleratorPlan, member: int) -> MemoryImages:
-    jobs = plan.jobs
+    """A resident member's images: every job's words."""
+    return job_images(plan, member, plan.jobs)
 
+
+def job_images(plan: AcceleratorPlan, member: int, jobs) -> MemoryImages:
+    """The words of ``jobs`` (in order) of one member, as the memories hold them from a unit's start."""
     def stack(rows: list[np.ndarray], width: int) -> np.ndarray:
         return np.concatenate(rows) if rows else np.zeros((0, width), dtype=np.uint8)
 

@@ -5,7 +5,8 @@ artifact, pe, simd, act_bits, tokens, attention_lanes, hidden_lanes, sentences, 
 of a pause on each stream each cycle), results (as the encoder's testbench).
 
 A driver's view: AxiLiteMaster writes LENGTH and CONTROL and reads STATUS, the counters and the
-build registers; AxiStreamSource sends each embedding row as one frame (TLAST on its last beat);
+build registers; AxiStreamSource sends each embedding row as one frame (TLAST on its last beat)
+and, with streamed layers, each parameter unit as one frame, queued before START;
 AxiStreamSink takes the class. Each sentence's class must be the simulator's, the result frame one
 byte long (TLAST on its only beat), ``irq`` must rise once it is taken, and CYCLES must equal the
 schedule's model when neither stream pauses (more when they do, with STALLS counting waits). The
@@ -27,6 +28,7 @@ from bebert.hw.axi_system import (CONTROL_IRQ_ENABLE, CONTROL_START, FORMAT, REG
                                   embed_data_bits)
 from bebert.hw.blocks.axi_lite import OKAY, SLVERR
 from bebert.hw.flows.cosim import save_sentences, settings
+from bebert.hw.generator.param_stream import unit_beats
 from bebert.hw.schedule import inference_cycles
 from bebert.hw.testbench.encoder import embedding_beats, encoder_build
 from bebert.hw.testbench.streams import resolved
@@ -55,9 +57,13 @@ class Bench:
         self.regs = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         self.embed = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_embed"), dut.clk, dut.rst)
         self.result = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_result"), dut.clk, dut.rst)
+        streamed = self.plan.config.streamed
+        self.params = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_param"), dut.clk, dut.rst) if streamed else None
+        self.outputs = OUTPUTS + (("s_axis_param_tready",) if streamed else ())
         if gap:  # every channel of every interface: the data streams and the register file's five
             channels = [self.embed, self.result, self.regs.write_if.aw_channel, self.regs.write_if.w_channel,
                         self.regs.write_if.b_channel, self.regs.read_if.ar_channel, self.regs.read_if.r_channel]
+            channels += [self.params] if streamed else []
             for seed, channel in enumerate(channels, start=11):
                 channel.set_pause_generator(pauses(gap, seed))
 
@@ -67,7 +73,7 @@ class Bench:
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
         await ReadOnly()
-        for name in OUTPUTS:
+        for name in self.outputs:
             resolved(getattr(self.dut, name))
         await RisingEdge(self.dut.clk)
 
@@ -92,17 +98,32 @@ class Bench:
         return [b"".join(beat.to_bytes(width, "little") for beat in beats[start:start + per_row])
                 for start in range(0, len(beats), per_row)]
 
+    def param_frames(self) -> list[bytes]:
+        """The parameter stream's frames (streamed layers): a unit a frame, W / 8 bytes a beat."""
+        plan, width = self.plan, self.plan.config.param_width // 8
+        return [b"".join(beat.to_bytes(width, "little") for beat in unit_beats(plan, member, unit))
+                for member in range(plan.ensemble_members) for unit in plan.param_units]
+
     async def start(self, tokens: int) -> None:
         await self.write("length", tokens)
         await self.write("control", 1 << CONTROL_START | 1 << CONTROL_IRQ_ENABLE)
 
-    async def run_sentence(self, ids, types, split_first_row: bool = False, while_running=None) -> dict:
-        """One sentence through the AXI shell, checked; ``split_first_row`` sends the first row as two
-        frames (a TLAST too early); ``while_running`` is awaited after START, before the class."""
+    async def run_sentence(self, ids, types, split_first_row: bool = False, split_first_unit: bool = False,
+                           while_running=None) -> dict:
+        """One sentence through the AXI shell, checked; ``split_first_row`` (``split_first_unit``) sends
+        the first embedding row (parameter unit) as two frames, a TLAST too early; ``while_running`` is
+        awaited after START, before the class."""
         dut = self.dut
         trace = {}
         expected = int(self.simulation.join(self.simulation.member_logits([ids], [types], trace=trace))[0])
         started = time.perf_counter()
+        if self.params:  # queued before START: the loader takes its first beat as the sentence starts
+            units = self.param_frames()
+            if split_first_unit:
+                half = len(units[0]) // 2 // (self.plan.config.param_width // 8) * (self.plan.config.param_width // 8)
+                units[:1] = [units[0][:half], units[0][half:]]
+            for unit in units:
+                self.params.send_nowait(AxiStreamFrame(unit))
         await self.start(len(ids))
         frames = self.rows(trace)
         if split_first_row:  # at a beat boundary, halfway through the row
@@ -156,6 +177,10 @@ async def sentences_over_axi(dut):
     assert await bench.read("max_tokens") == bench.units.attention.tokens
     assert await bench.read("embed_format") == r.lanes | r.add_bits << 8 | r.beats << 16
     assert await bench.read("artifact") == artifact_id(bench.s["artifact"])
+    width = plan.config.param_width or 0
+    assert await bench.read("param_width") == width
+    assert await bench.read("param_beats") == (plan.unit_beats(plan.param_units[0].name) if width else 0)
+    assert await bench.read("param_last_beats") == (plan.unit_beats(plan.param_units[-1].name) if width else 0)
     assert await bench.read("sentences") == 0
     for ids, types in bench.s["sentences"]:
         await bench.run_sentence(ids, types)
@@ -211,12 +236,16 @@ async def register_protocol(dut):
 @cocotb.test()
 async def tlast_in_the_wrong_place(dut):
     """The first row sent as two frames (TLAST in its middle): the class is still right (the data is
-    taken), STATUS.TLAST_ERROR is set, and the next START clears it."""
+    taken), STATUS.TLAST_ERROR is set, and the next START clears it. With streamed layers the same
+    for the first parameter unit and STATUS.PARAM_TLAST_ERROR."""
     bench = Bench(dut)
     await bench.reset()
     ids, types = bench.s["sentences"][0]
-    await bench.run_sentence(ids, types, split_first_row=True)
-    assert (await bench.status())["tlast_error"] == 1
+    streamed = bench.params is not None
+    await bench.run_sentence(ids, types, split_first_row=True, split_first_unit=streamed)
+    flags = await bench.status()
+    assert flags["tlast_error"] == 1 and flags["param_tlast_error"] == int(streamed)
     await bench.run_sentence(ids, types)
-    assert (await bench.status())["tlast_error"] == 0
+    flags = await bench.status()
+    assert flags["tlast_error"] == 0 and flags["param_tlast_error"] == 0
     bench.save()

@@ -1,12 +1,14 @@
 """cocotb testbench of the encoder on chip (encoder_accelerator.py) against the simulator, bit for bit.
 
 Settings (BEBERT_COSIM, from bebert.hw.flows.cosim.cosimulate_encoder): artifact, pe, simd, act_bits,
-tokens (the build's longest sentence), attention_lanes, hidden_lanes, sentences ([ids, types]
-pairs), gap (probability of a random stall on each host stream), results (a JSON file this
-testbench writes: per sentence, tokens, cycles, model cycles, answers, wall time).
+param_width (streamed parameters, or None), beat_interval (the parameter stream's source offers a
+beat that many cycles after the one before), tokens (the build's longest sentence), attention_lanes,
+hidden_lanes, sentences ([ids, types] pairs), gap (probability of a random stall on each embedding
+and class stream), results (a JSON file this testbench writes: per sentence, tokens, cycles, model
+cycles, answers, wall time).
 
-The host's only part is the embedding lookup: it streams every member's summed embedding rows and
-reads the class. Watched on the trace ports, every row of codes the chip writes (each token's layer
+The host's only part is the embedding lookup: it streams every member's summed embedding rows (and
+with streamed parameters every layer's parameters, generator/param_stream.py) and reads the class. Watched on the trace ports, every row of codes the chip writes (each token's layer
 input, FFN-in and pooler codes, from its LayerNorms), every context row of every layer and every
 member's logits must equal the simulator's trace of the same sentence, and the class its answer.
 Under a four-state simulator an X or Z bit in any beat read, or in a control output after reset,
@@ -28,6 +30,7 @@ from bebert.hw.design.plan import plan_for
 from bebert.hw.encoder_units import encoder_units
 from bebert.hw.flows.cosim import save_sentences, settings
 from bebert.hw.generator.encoder_images import lane_rows
+from bebert.hw.generator.param_stream import sentence_beats
 from bebert.hw.host import beat_lanes, stored_codes
 from bebert.hw.schedule import inference_cycles
 from bebert.hw.testbench.streams import StreamSink, StreamSource, reset_checked, pack, resolved
@@ -67,7 +70,7 @@ def lanes(word: int, count: int, bits: int) -> list[int]:
 def encoder_build(s: dict):
     """The settings' artifact, compiled, and the encoder build it runs on: (simulation, plan, units)."""
     simulation = load_simulation(s["artifact"])
-    plan = plan_for(simulation, HardwareConfig(s["pe"], s["simd"], None, s["act_bits"]))
+    plan = plan_for(simulation, HardwareConfig(s["pe"], s["simd"], None, s["act_bits"], s.get("param_width")))
     return simulation, plan, encoder_units(plan, s["tokens"], s["attention_lanes"], s["hidden_lanes"])
 
 
@@ -88,8 +91,11 @@ class Bench:
         self.gap = gap = s.get("gap", 0.0) if gap is None else gap
         self.source = StreamSource(dut, "embed_in", dut.clk, gap, seed=11)
         self.sink = StreamSink(dut, "result_out", dut.clk, gap, seed=13)
+        self.interval = s.get("beat_interval", 1)
+        self.params = (StreamSource(dut, "param_in", dut.clk, interval=self.interval)
+                       if self.plan.config.streamed else None)
         self.watch = {name: Watch(dut, f"trace_{name}") for name in ("codes", "context", "logits")}
-        self.records, self.sending = [], None
+        self.records, self.sending = [], []
         Clock(dut.clk, 10, unit="ns").start()
 
     async def reset(self, cycles: int = 3):
@@ -165,20 +171,24 @@ class Bench:
         dut.start.value = 0
         beats = embedding_beats(self.simulation, self.units, trace)
         beats = beats[:len(beats) - withhold_rows * self.units.residual.beats]
-        self.sending = sending = cocotb.start_soon(self.source.send(beats))
+        self.sending = [cocotb.start_soon(self.source.send(beats))]
+        if self.params:
+            self.sending.append(cocotb.start_soon(self.params.send(sentence_beats(self.plan))))
         timeout_ns = timeout_ns or self.timeout_ns(ids)
         try:
             answer = (await with_timeout(self.sink.receive(1), timeout_ns, "ns"))[0]
         except SimTimeoutError:
             raise AssertionError(f"no class after {timeout_ns // 10:,} cycles of a {len(ids)}-token sentence: "
                                  f"{self.missing_rows(len(ids), self.source.sent)}") from None
-        await sending
+        for sending in self.sending:
+            await sending
         await ReadOnly()
         assert resolved(dut.done) == 1 and resolved(dut.busy) == 0
         cycles = resolved(dut.cycles)
-        model = inference_cycles(self.plan, self.units, len(ids)).total
+        model = self.model_cycles(len(ids))
         record = {"tokens": len(ids), "cycles": cycles, "model_cycles": model, "answer": answer,
-                  "simulator_answer": expected_answer, "gap": self.gap, "wall_s": time.perf_counter() - started}
+                  "simulator_answer": expected_answer, "gap": self.gap, "beat_interval": self.interval,
+                  "wall_s": time.perf_counter() - started}
         self.records.append(record)
         dut._log.info("sentence of %d tokens: class %d (simulator %d), cycles %d (model %d), %.1f s",
                       len(ids), answer, expected_answer, cycles, model, record["wall_s"])
@@ -187,17 +197,22 @@ class Bench:
         await RisingEdge(dut.clk)
         return record
 
+    def model_cycles(self, tokens: int, serial: bool = False) -> int:
+        return inference_cycles(self.plan, self.units, tokens, serial, self.interval).total
+
     def timeout_ns(self, ids) -> int:
         """Twenty times the serial schedule's cycles and 100,000 more, in ns of the 10 ns clock."""
-        return int(10 * (inference_cycles(self.plan, self.units, len(ids), serial=True).total * 20 + 100_000))
+        return int(10 * (self.model_cycles(len(ids), serial=True) * 20 + 100_000))
 
     async def abandon(self, task=None) -> None:
         """Cancel a sentence in flight (its ``task``, if it still runs) and reset: the chip must go
         idle and answer nothing; the traces of the abandoned sentence are dropped."""
-        for running in (task, self.sending):  # the sentence, and its embedding stream's task
+        for running in (task, *self.sending):  # the sentence, and its streams' tasks
             if running is not None and not running.done():
                 running.cancel()
-        self.source.valid.value = 0
+        for source in (self.source, self.params):
+            if source:
+                source.valid.value = 0
         await self.reset()
         await ReadOnly()
         assert resolved(self.dut.busy) == 0 and resolved(self.dut.done) == 0, "the reset did not idle the chip"
@@ -207,8 +222,8 @@ class Bench:
             watch.take()
 
     def save(self):
-        keys = ("pe", "simd", "act_bits", "tokens", "attention_lanes", "hidden_lanes")
-        save_sentences({"config": {k: self.s[k] for k in keys}}, self.records)
+        keys = ("pe", "simd", "act_bits", "param_width", "beat_interval", "tokens", "attention_lanes", "hidden_lanes")
+        save_sentences({"config": {k: self.s.get(k) for k in keys}}, self.records)
 
 
 async def every_sentence(bench: Bench) -> None:
@@ -239,7 +254,7 @@ async def reset_in_the_middle(dut):
     await bench.reset()
     ids, types = bench.s["sentences"][0]
     task = cocotb.start_soon(bench.run_sentence(ids, types))
-    for _ in range(inference_cycles(bench.plan, bench.units, len(ids)).total // 2):
+    for _ in range(bench.model_cycles(len(ids)) // 2):
         await RisingEdge(dut.clk)
     await bench.abandon(task)
     await bench.run_sentence(ids, types)
@@ -253,7 +268,7 @@ async def embedding_stream_ends_early(dut):
     bench = Bench(dut)
     await bench.reset()
     ids, types = bench.s["sentences"][0]
-    waiting = 4 * inference_cycles(bench.plan, bench.units, len(ids)).total
+    waiting = 4 * bench.model_cycles(len(ids))
     try:
         await bench.run_sentence(ids, types, withhold_rows=1, timeout_ns=10 * waiting)
     except AssertionError as failure:

@@ -77,9 +77,13 @@ async def reset_mid_row(dut, beats: list[int], source_name: str = "row_in",
 
 
 class StreamSource:
-    def __init__(self, dut, name: str, clk, gap: float = 0.0, seed: int = 0):
+    """Sends beats; ``gap``: the probability of a random bubble before each beat; ``interval``: a
+    throttled source, which offers each beat ``interval`` cycles after the one before was taken (the
+    rate of a memory behind the stream: one beat every ``interval`` cycles at most)."""
+
+    def __init__(self, dut, name: str, clk, gap: float = 0.0, seed: int = 0, interval: int = 1):
         self.payload, self.valid, self.ready = (getattr(dut, f"{name}__{s}") for s in ("payload", "valid", "ready"))
-        self.clk, self.gap, self.rng = clk, gap, random.Random(seed)
+        self.clk, self.gap, self.rng, self.interval = clk, gap, random.Random(seed), interval
         self.sent = 0  # beats of the last ``send`` taken so far
         self.valid.value = 0
 
@@ -97,6 +101,9 @@ class StreamSource:
                 await ReadOnly()
             await RisingEdge(self.clk)  # the beat moves at this edge
             self.sent += 1
+            if self.interval > 1:
+                self.valid.value = 0
+                await ClockCycles(self.clk, self.interval - 1)
         self.valid.value = 0
 
 
