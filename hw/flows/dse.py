@@ -343,7 +343,8 @@ def point_cycles(point: DesignPoint, tokens: int, plan: AcceleratorPlan | None =
     """One inference's cycles at a point: ``total`` (whole inferences with the encoder on chip, else
     the products alone), ``products`` (the products alone, every member resident), the PE array's
     busy cycles by layer type, its waits for the encoder's units and streamed layers (a beat every
-    ``beat_interval`` cycles), and the parameter load (products alone, streamed members)."""
+    ``beat_interval`` cycles; ``wait_causes``: by what it waited for), and the parameter load
+    (products alone, streamed members)."""
     plan = plan or point.plan()
     products = run_cycles(plan.resident_twin(), tokens)
     units = point.units(plan)
@@ -352,14 +353,14 @@ def point_cycles(point: DesignPoint, tokens: int, plan: AcceleratorPlan | None =
         for step, count in products.by_step.items():
             by_kind[step.split(".")[-1]] += count
         return {"total": products.total, "products": products.total, "by_kind": by_kind, "waits": 0,
-                "parameter_load": products.parameter_load}
+                "wait_causes": {}, "parameter_load": products.parameter_load}
     from ..schedule import inference_cycles
 
     encoder = inference_cycles(plan, units, tokens, beat_interval=beat_interval)
     for kind, count in encoder.pe_busy.items():  # key_value and query: the qkv products
         by_kind["qkv" if kind in ("key_value", "query") else kind] += count
     return {"total": encoder.total, "products": products.total, "by_kind": by_kind,
-            "waits": sum(encoder.pe_waits.values()), "parameter_load": 0}
+            "waits": sum(encoder.pe_waits.values()), "wait_causes": dict(encoder.pe_waits), "parameter_load": 0}
 
 
 def point_resources(point: DesignPoint, plan: AcceleratorPlan | None = None) -> dict:
