@@ -29,6 +29,7 @@ demo: $(STAMP)
 	$(BIN)/bebert-hw gen --pe 64 --out runs/demo/accelerator
 	$(BIN)/bebert-hw cosim --max-tokens 64 --sentences 2 --out runs/demo/cosim
 	$(BIN)/bebert-hw dse --no-synth --out runs/demo/dse
+	$(BIN)/python scripts/headline_estimate.py --out runs/demo/headline.md
 
 test: $(STAMP) icarus
 	$(BIN)/python -m pytest -q --durations=25
