@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bebert.sim.program import Codes, Member
+from bebert.sim.program import Codes, Member, Staircase, context_staircase
 
 from .blocks.attention_pipeline import PipelineShape
 from .blocks.attention_products import AttentionShape
@@ -76,6 +76,8 @@ class EncoderConstants:
     gain_bound: int
     bias_bound: int
     embedding_bound: int
+    shared_hidden: bool = False  # every hidden staircase one row for all channels (a per-tensor quantizer)
+    shared_context: bool = False  # every context staircase too
 
 
 def artifact_constants(members: list[Member]) -> EncoderConstants:
@@ -90,14 +92,29 @@ def artifact_constants(members: list[Member]) -> EncoderConstants:
         att.context_quantizer.codes, max(len(layer.attention.exp_table) for layer in layers),
         max(int(layer.attention.prob_step) for layer in layers),
         _largest(n.gamma for n in norms), _largest(n.beta for n in norms),
-        max(_largest([m.word_scale]) + _largest([m.position]) + _largest([m.token_type]) for m in members))
+        max(_largest([m.word_scale]) + _largest([m.position]) + _largest([m.token_type]) for m in members),
+        shared_hidden=all(_one_row(s) for m in members for s in hidden_staircases(m)),
+        shared_context=all(_one_row(context_staircase(layer, m.max_position)) for m in members for layer in m.layers))
+
+
+def hidden_staircases(member: Member) -> list[Staircase]:
+    """The staircases that read a member's hidden state, in the memory's order: per layer the input's
+    (Q, K, V codes) and the FFN-in's, then the pooler's."""
+    return [s for layer in member.layers for s in (layer.input_stairs, layer.ffn_in_stairs)] + [member.pooler_stairs]
+
+
+def _one_row(stairs: Staircase) -> bool:
+    """A staircase every channel shares (one row of rising thresholds)."""
+    return stairs.up.shape[0] == 1
 
 
 def nominal_constants(plan: AcceleratorPlan, heads: int) -> EncoderConstants:
     """The constants of a shape from dimensions (no trained members): the code formats its products
     take and give (the layer's query, key and value codes; attention_output's input codes for the
     context staircase; probabilities of the setting's width, unsigned: BinaryBERT's 4-bit, BiT's
-    {0, 1}), and the built-in model's fixed-point constants (dims.REFERENCE_ENCODER)."""
+    {0, 1}), and the built-in model's fixed-point constants (dims.REFERENCE_ENCODER). Staircases are
+    shared by every channel where the setting's activations are multi-bit (BinaryBERT's LSQ: one
+    scale a tensor), per channel where they are bipolar (BiT's elastic binarizer: a shift a channel)."""
     jobs = {job.name: job for job in plan.jobs}
     query, key, value = (jobs[f"layer0.{name}"].output_codes for name in ("query", "key", "value"))
     hidden = jobs["layer0.query"].k
@@ -106,7 +123,9 @@ def nominal_constants(plan: AcceleratorPlan, heads: int) -> EncoderConstants:
     ref = REFERENCE_ENCODER
     return EncoderConstants(heads, hidden // heads, query, key, Codes(query.bits, signed=False), value,
                             jobs["layer0.attention_output"].input_codes, ref["table_depth"],
-                            ref["prob_step_bound"], ref["gain_bound"], ref["bias_bound"], ref["embedding_bound"])
+                            ref["prob_step_bound"], ref["gain_bound"], ref["bias_bound"], ref["embedding_bound"],
+                            shared_hidden=not jobs["layer0.query"].input_codes.bipolar,
+                            shared_context=not jobs["layer0.attention_output"].input_codes.bipolar)
 
 
 def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidden_lanes: int,
@@ -128,9 +147,11 @@ def encoder_units(plan: AcceleratorPlan, tokens: int, attention_lanes: int, hidd
     layer_norm = LayerNormShape(hidden, hidden_lanes, add_bits + 1, c.gain_bound, c.bias_bound)  # the residual sum
     beats = ceil_div(hidden, hidden_lanes)
     per_member = 2 * layers + 1  # staircases: per layer the input's and FFN-in's; the pooler's
+    stair_words = 1 if c.shared_hidden else beats  # a staircase's words: its one row, or a beat's rows a word
     residual = ResidualShape(tokens, hidden, hidden_lanes, out_bits, add_bits, first.input_codes,
-                             out_bits + 1, plan.ensemble_members * per_member * beats,
-                             norm_words=plan.ensemble_members * per_member * beats)  # LayerNorms: the embeddings', two a layer
-    pipeline = PipelineShape(attention, softmax, c.context, attention.context_bits + 1,
-                             plan.ensemble_members * layers * c.heads)  # a head's thresholds a word
+                             out_bits + 1, plan.ensemble_members * per_member * stair_words,
+                             norm_words=plan.ensemble_members * per_member * beats,  # LayerNorms: the embeddings', two a layer
+                             shared=c.shared_hidden)
+    pipeline = PipelineShape(attention, softmax, c.context, attention.context_bits + 1,  # a head's thresholds a word
+                             plan.ensemble_members * layers * (1 if c.shared_context else c.heads), shared=c.shared_context)
     return EncoderUnits(pipeline, NormTiming(residual, layer_norm))

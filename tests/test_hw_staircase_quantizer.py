@@ -1,6 +1,7 @@
 """The staircase quantizer alone in Amaranth's simulator: every code equal to the simulator's
 ``Staircase.apply``, for 4-bit and bipolar codes, at the thresholds and just below them, at the
-format's ends, with a partial last beat (padding lanes 0) and stalls; each row's tag beside its
+format's ends, with a partial last beat (padding lanes 0) and stalls, per-channel thresholds and one
+row shared by every channel; each row's tag beside its
 codes; a beat out QUANTIZE_LATENCY cycles after it went in."""
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ BASE = 3  # the row's staircase starts at this threshold word
 
 
 def staircase(shape: QuantizerShape, rng) -> Staircase:
+    """Random rising thresholds, a row per channel (one row for every channel if ``shape.shared``)."""
     lo, hi = -(1 << (VALUE_BITS - 1)), 1 << (VALUE_BITS - 1)
-    up = np.sort(rng.integers(lo // 2, hi // 2, size=(shape.values, shape.levels)), axis=1)
+    rows = 1 if shape.shared else shape.values
+    up = np.sort(rng.integers(lo // 2, hi // 2, size=(rows, shape.levels)), axis=1)
     up[0] = lo if shape.levels == 1 else np.linspace(lo, hi, shape.levels).astype(np.int64)
     if shape.codes.bipolar:  # the simulator's form: the boundary counted twice
         up = np.repeat(up, 2, axis=1)
@@ -29,6 +32,9 @@ def staircase(shape: QuantizerShape, rng) -> Staircase:
 
 def threshold_words(shape: QuantizerShape, stairs: Staircase) -> list[np.ndarray]:
     never = 1 << (VALUE_BITS - 1)
+    if shape.shared:  # one word, the row every lane compares with, between words it must not read
+        return ([np.full((1, shape.levels), never)] * BASE + [stairs.up[:, :shape.levels]]
+                + [np.full((1, shape.levels), -never)] * shape.beats)
     up = np.full((shape.beats * shape.lanes, shape.levels), never, dtype=np.int64)
     up[:shape.values] = stairs.up[:, :shape.levels]
     return [np.full((shape.lanes, shape.levels), never)] * BASE + list(up.reshape(shape.beats, shape.lanes, -1))
@@ -38,7 +44,8 @@ def rows_for(shape: QuantizerShape, stairs: Staircase, count: int, rng) -> np.nd
     lo, hi = -(1 << (VALUE_BITS - 1)), (1 << (VALUE_BITS - 1)) - 1
     rows = rng.integers(lo, hi + 1, size=(count, shape.values))
     rows[0, ::2], rows[0, 1::2] = lo, hi
-    channels, level = np.arange(shape.values), rng.integers(0, shape.levels, size=shape.values)
+    channels = np.zeros(shape.values, dtype=int) if shape.shared else np.arange(shape.values)
+    level = rng.integers(0, shape.levels, size=shape.values)
     rows[1] = np.clip(stairs.up[channels, level], lo, hi)
     rows[2] = np.clip(stairs.up[channels, level] - 1, lo, hi)
     return rows
@@ -60,18 +67,22 @@ def memory_of(unit, words):
         address = min(ctx.get(unit.threshold_addr), len(words) - 1)
 
         def drive(ctx):
-            for lane in range(unit.shape.lanes):
+            for lane in range(unit.shape.threshold_lanes):
                 for level in range(unit.shape.levels):
                     ctx.set(unit.thresholds[lane][level], int(words[address][lane, level]))
         return drive
     return sample
 
 
-@pytest.mark.parametrize("lanes,values,setting", [(8, 32, "1-1-4"), (4, 10, "1-1-4"), (32, 32, "1-1-1"),
-                                                  (1, 3, "1-1-4"), (3, 7, "1-1-1")])
+@pytest.mark.parametrize("lanes,values,setting,shared", [(8, 32, "1-1-4", False), (4, 10, "1-1-4", False),
+                                                         (32, 32, "1-1-1", False), (1, 3, "1-1-4", False),
+                                                         (3, 7, "1-1-1", False), (4, 10, "1-1-4", True),
+                                                         (8, 32, "1-1-4", True), (3, 7, "1-1-1", True)])
 @pytest.mark.parametrize("stalls", [False, True])
-def test_codes_equal_the_simulators_staircase(lanes, values, setting, stalls):
-    shape = QuantizerShape(lanes, values, VALUE_BITS, VALUE_BITS + 1, CODES[setting], BASE + -(-values // lanes))
+def test_codes_equal_the_simulators_staircase(lanes, values, setting, shared, stalls):
+    """Per-channel staircases a word a beat, or one shared row a word (every lane compares with it)."""
+    words = 1 if shared else -(-values // lanes)
+    shape = QuantizerShape(lanes, values, VALUE_BITS, VALUE_BITS + 1, CODES[setting], BASE + words, shared=shared)
     rng = np.random.default_rng(lanes * 31 + values)
     stairs = staircase(shape, rng)
     rows = rows_for(shape, stairs, 4, rng)

@@ -8,7 +8,8 @@ head slice a cycle) while the PE array computes them; then each query's head sli
 beat (``heads`` beats a token): the attention_output product's input. Per head the score row (L
 keys a beat) streams into the softmax, whose probability row streams into the context unit; the
 head's context accumulators go through the staircase quantizer (staircase_quantizer.py, its
-thresholds a head's word at ``context_base`` + head). The controller holds ``length``, the layer's
+thresholds a head's word at ``context_base`` + head, or one word at ``context_base`` when every
+channel shares the staircase). The controller holds ``length``, the layer's
 ``table_last``, ``prob_step`` and ``context_base`` while a layer runs; the exponential tables and
 the thresholds are parameter memories outside, read through ``table_addr``/``table_data`` and
 ``threshold_addr``/``thresholds`` with one cycle of latency.
@@ -36,13 +37,15 @@ from .staircase_quantizer import QUANTIZE_LATENCY, QuantizerShape, StaircaseQuan
 @dataclass(frozen=True)
 class PipelineShape:
     """The units' shapes, the codes the context staircase gives (attention_output's input codes),
-    the width of its thresholds and how many threshold words (a head each) the memory holds."""
+    the width of its thresholds and how many threshold words (a head each, or one a layer when every
+    channel shares the staircase) the memory holds."""
 
     attention: AttentionShape
     softmax: SoftmaxShape
     context_codes: Codes
     threshold_bits: int
     threshold_words: int
+    shared: bool = False  # the context staircase one row for every channel (the quantizer's ``shared``)
 
     def __post_init__(self):
         a, sm = self.attention, self.softmax
@@ -53,7 +56,7 @@ class PipelineShape:
     def staircase(self) -> QuantizerShape:
         a = self.attention
         return QuantizerShape(a.head_size, a.heads * a.head_size, a.context_bits, self.threshold_bits,
-                              self.context_codes, self.threshold_words)
+                              self.context_codes, self.threshold_words, shared=self.shared)
 
     def queries(self, ready: list[int], length: int, free: dict | None = None) -> list[int]:
         """For queries (a token each: ``heads`` rows) whose head slices are offered from cycle

@@ -15,7 +15,8 @@ Two paths, each a row of ``hidden`` values L (``lanes``) a beat, rows in any ord
   stored as its token's hidden state and quantized by the staircase quantizer
   (staircase_quantizer.py), out on ``codes_out`` with its token (the codes store's row). The
   thresholds of channels [beat L, beat L + L) come from a parameter memory: ``threshold_addr``
-  (the row's base + the beat) and ``thresholds`` one cycle after it.
+  (the row's base + the beat) and ``thresholds`` one cycle after it; with ``shared``, one word a
+  staircase (the row's base) for every channel.
 
 The add path queues each row's token and base (up to TAGS_IN_FLIGHT rows between its add and its
 norm). The paths share only the RAM (one read port for add, one write port for norm); each issues a
@@ -64,11 +65,13 @@ class ResidualShape:
     threshold_bits: int
     threshold_words: int
     norm_words: int = 1  # gain and bias words of the LayerNorms between the paths (the tag's norm_base)
+    shared: bool = False  # every staircase one row for all channels (the quantizer's ``shared``)
 
     def __post_init__(self):
         if not 1 <= self.lanes <= self.hidden or self.tokens < 1:
             raise ValueError(f"residual stream lanes must be 1 to the hidden width {self.hidden}, not {self.lanes}")
-        if self.state_bits < 2 or self.add_bits < 2 or self.threshold_bits < 2 or self.threshold_words < self.beats:
+        if (self.state_bits < 2 or self.add_bits < 2 or self.threshold_bits < 2
+                or self.threshold_words < (1 if self.shared else self.beats)):
             raise ValueError(f"a residual stream cannot be built for {self}")
 
     @property
@@ -98,7 +101,8 @@ class ResidualShape:
     @property
     def quantizer(self) -> QuantizerShape:
         return QuantizerShape(self.lanes, self.hidden, self.state_bits, self.threshold_bits, self.codes,
-                              self.threshold_words, tag_bits=max(1, (self.tokens - 1).bit_length()))
+                              self.threshold_words, tag_bits=max(1, (self.tokens - 1).bit_length()),
+                              shared=self.shared)
 
     def real(self, beat):
         """Which lanes of ``beat`` hold a channel (only a row's last beat has padding lanes)."""
@@ -123,7 +127,7 @@ class ResidualStream(wiring.Component):
             "norm_in": In(stream.Signature(data.ArrayLayout(signed(s.state_bits), lanes))),
             "codes_out": Out(stream.Signature(s.quantizer.out_layout)),
             "threshold_addr": Out(range(s.threshold_words)),
-            "thresholds": In(data.ArrayLayout(data.ArrayLayout(signed(s.threshold_bits), s.levels), lanes)),
+            "thresholds": In(s.quantizer.threshold_layout),
             "norm_base": Out(range(s.norm_words)),
             "busy": Out(1),
         })

@@ -8,7 +8,9 @@ lane's code is low + sum_l [x >= T_(c,l)] for its channel c, in the streams' cod
 complement low bits, or 1 for +1 of a bipolar code: one comparator, where the simulator's
 staircase counts the boundary twice). The thresholds of a beat's channels come from a memory word:
 ``threshold_addr`` (a register: ``base`` as held at the row's first beat, plus the beat) and
-``thresholds`` one cycle after it. Lanes past ``values`` in the last beat give 0. With ``tag_bits``,
+``thresholds`` one cycle after it; a staircase ``shared`` by every channel (a per-tensor quantizer, as
+BinaryBERT's LSQ: one row) is one word, ``base``, that every lane compares with. Lanes past ``values``
+in the last beat give 0. With ``tag_bits``,
 each out beat also carries the ``tag`` held at its row's first beat (the residual stream's token).
 
 The residual stream's norm path quantizes LayerNorm rows with it (L lanes a beat, the staircase
@@ -47,14 +49,30 @@ class QuantizerShape:
     codes: Codes
     threshold_words: int
     tag_bits: int = 0
+    shared: bool = False  # one row of thresholds for every channel (a per-tensor quantizer's staircase)
 
     def __post_init__(self):
-        if not 1 <= self.lanes <= self.values or self.value_bits < 2 or self.threshold_words < self.beats:
+        if (not 1 <= self.lanes <= self.values or self.value_bits < 2
+                or self.threshold_words < self.staircase_words):
             raise ValueError(f"a staircase quantizer cannot be built for {self}")
 
     @property
     def beats(self) -> int:
         return ceil_div(self.values, self.lanes)
+
+    @property
+    def threshold_lanes(self) -> int:
+        """Rows of thresholds a memory word holds: one per lane, or one that every lane compares with."""
+        return 1 if self.shared else self.lanes
+
+    @property
+    def staircase_words(self) -> int:
+        """Memory words of one staircase: a word a beat, or one word (shared)."""
+        return 1 if self.shared else self.beats
+
+    @property
+    def threshold_layout(self) -> data.ArrayLayout:
+        return data.ArrayLayout(data.ArrayLayout(signed(self.threshold_bits), self.levels), self.threshold_lanes)
 
     @property
     def levels(self) -> int:
@@ -80,7 +98,7 @@ class StaircaseQuantizer(wiring.Component):
             "row_in": In(stream.Signature(data.ArrayLayout(signed(s.value_bits), s.lanes))),
             "row_out": Out(stream.Signature(s.out_layout)),
             "threshold_addr": Out(range(s.threshold_words)),
-            "thresholds": In(data.ArrayLayout(data.ArrayLayout(signed(s.threshold_bits), s.levels), s.lanes)),
+            "thresholds": In(s.threshold_layout),
             "busy": Out(1),
         })
 
@@ -109,9 +127,11 @@ class StaircaseQuantizer(wiring.Component):
         m.d.sync += [stage_valid.eq(Cat(take, stage_valid[:-1])), values[0].eq(self.row_in.payload),
                      values[1].eq(values[0]), reals[0].eq(real), reals[1].eq(reals[0])]
         with m.If(take):
-            m.d.sync += [self.threshold_addr.eq(base + beat), beat.eq(Mux(last, 0, beat + 1)), row_base.eq(base)]
+            m.d.sync += [self.threshold_addr.eq(base if s.shared else base + beat), beat.eq(Mux(last, 0, beat + 1)),
+                         row_base.eq(base)]
         for lane in range(s.lanes):
-            hits = Cat(values[1][lane] >= self.thresholds[lane][level] for level in range(s.levels))
+            row = self.thresholds[0 if s.shared else lane]
+            hits = Cat(values[1][lane] >= row[level] for level in range(s.levels))
             count = popcount(m, hits, f"code_{lane}")
             code = count if s.codes.bipolar else (count + s.codes.low)[:s.code_bits]
             m.d.sync += codes[lane].eq(Mux(reals[1][lane], code, 0))

@@ -12,11 +12,15 @@ member's words on), least significant bit first:
 * **hidden_thresholds**, the staircases that read a hidden state, ceil(H / L) beats each: per
   lane its levels' rising thresholds (``threshold_bits``); per member per layer the input's (Q, K,
   V codes) and the FFN-in's, then the pooler's. The residual stream's ``threshold_addr`` reads it.
+  When every one of them is one row for all channels (``ResidualShape.shared``: a per-tensor
+  quantizer, as BinaryBERT's 4-bit LSQ), a staircase is one word of that row, which every lane
+  compares with.
 * **exp_table**, per member and layer the softmax's exponential table, ``table_depth`` words of
   ``EXP_BITS`` (the deepest table sets the stride; a layer's ``table_last`` ends its own). Every
   softmax lane reads its own copy.
 * **context_thresholds**, per member, layer and head one word: per channel of the head its
-  levels' rising thresholds (the context staircase, ``threshold_bits`` of the pipeline).
+  levels' rising thresholds (the context staircase, ``threshold_bits`` of the pipeline); one word
+  per member and layer, its one row, when every channel shares it (``PipelineShape.shared``).
 
 Thresholds are clamped to their word: a level past the largest value a state can hold is never
 reached, one at or below the smallest always is, as in the unclamped staircase.
@@ -75,7 +79,12 @@ class EncoderLayout:
 
     def staircase_word(self, slot: int, index: int) -> int:
         """``index`` 2 l: layer l's input staircase; 2 l + 1: its FFN-in; 2 L: the pooler's."""
-        return (slot * (STAIRCASES_PER_LAYER * self.layers + 1) + index) * self.beats
+        return (slot * (STAIRCASES_PER_LAYER * self.layers + 1) + index) * self.units.residual.quantizer.staircase_words
+
+    @property
+    def context_words(self) -> int:
+        """Words of one layer's context staircase: a head's each, or one (shared)."""
+        return self.units.pipeline.staircase.staircase_words  # the context staircase's beats are the heads
 
     def embedding_norm(self, slot: int) -> int:
         return self.norm_word(slot, 0)
@@ -98,21 +107,23 @@ class EncoderLayout:
             attention_norm=self.norm_word(slot, 1 + NORMS_PER_LAYER * layer),
             ffn_norm=self.norm_word(slot, 2 + NORMS_PER_LAYER * layer),
             table_base=index * self.units.softmax.table_depth, table_last=table_last,
-            prob_step=prob_step, context_base=index * self.units.attention.heads)
+            prob_step=prob_step, context_base=index * self.context_words)
 
     def depths(self) -> dict[str, int]:
         """Each memory's words: every member slot's."""
         slots, layers = self.plan.ensemble_members, self.layers
         return {"norm": self.norm_word(slots, 0), "hidden_thresholds": self.staircase_word(slots, 0),
                 "exp_table": slots * layers * self.units.softmax.table_depth,
-                "context_thresholds": slots * layers * self.units.attention.heads}
+                "context_thresholds": slots * layers * self.context_words}
 
     def widths(self) -> dict[str, int]:
         """Each memory's word width in bits."""
         ln, r, p = self.units.layer_norm, self.units.residual, self.units.pipeline
-        return {"norm": r.lanes * (ln.gain_bits + ln.bias_bits), "hidden_thresholds": r.lanes * r.levels * r.threshold_bits,
+        hidden, context = r.quantizer, p.staircase
+        return {"norm": r.lanes * (ln.gain_bits + ln.bias_bits),
+                "hidden_thresholds": hidden.threshold_lanes * hidden.levels * hidden.threshold_bits,
                 "exp_table": EXP_BITS,
-                "context_thresholds": p.attention.head_size * p.staircase.levels * p.threshold_bits}
+                "context_thresholds": context.threshold_lanes * context.levels * context.threshold_bits}
 
 
 def lane_rows(values: np.ndarray, beats: int, lanes: int) -> np.ndarray:
@@ -147,6 +158,9 @@ def _norm_words(layout: EncoderLayout, member: Member) -> np.ndarray:
 def _hidden_threshold_words(layout: EncoderLayout, member: Member) -> np.ndarray:
     r = layout.units.residual
     stairs = [s for layer in member.layers for s in (layer.input_stairs, layer.ffn_in_stairs)] + [member.pooler_stairs]
+    if r.shared:  # one word a staircase: its one row
+        return np.concatenate([_bits(rising_thresholds(s, 1, r.levels, r.threshold_bits), r.threshold_bits)
+                               for s in stairs])
     return np.concatenate([
         _bits(lane_rows(rising_thresholds(s, r.hidden, r.levels, r.threshold_bits), r.beats, r.lanes), r.threshold_bits)
         for s in stairs])
@@ -167,8 +181,11 @@ def _context_threshold_words(layout: EncoderLayout, member: Member) -> np.ndarra
     a, q = p.attention, p.staircase
     words = []
     for layer in member.layers:
-        up = rising_thresholds(context_staircase(layer, member.max_position), a.heads * a.head_size, q.levels,
-                               p.threshold_bits)
+        stairs = context_staircase(layer, member.max_position)
+        if p.shared:  # one word a layer: its one row
+            words.append(_bits(rising_thresholds(stairs, 1, q.levels, p.threshold_bits), p.threshold_bits))
+            continue
+        up = rising_thresholds(stairs, a.heads * a.head_size, q.levels, p.threshold_bits)
         words.append(_bits(up.reshape(a.heads, a.head_size, q.levels), p.threshold_bits))
     return np.concatenate(words)
 
