@@ -208,28 +208,30 @@ def test_chunked_tile_geometry(depth, width, chunk, geometry):
 def test_param_memory_ports_and_refusals():
     """The wrapper's ports and the Verilog parameters it sets, whole words with an image and chunked
     without; what it refuses."""
-    whole, chunked = ParamMemory(100, 1100, "images/m"), ParamMemory(100, 1100, None, chunk=32)
-    assert [(len(m.wchunk), len(m.wdata), len(m.rdata), len(m.waddr)) for m in (whole, chunked)] == [
-        (1, 100, 100, 11), (2, 32, 100, 11)]
-    assert [len(ParamMemory(width, 40, None, chunk=128).wchunk) for width in (200, 520, 1024)] == [1, 3, 3]
-    assert dict(whole.elaborate(None).submodules.ram.parameters) == {
-        "WIDTH": 100, "DEPTH": 1100, "ADDR_BITS": 11, "TILE_WIDTH": 36, "TILE_DEPTH": 512, "CHUNK": 0,
-        "CHUNK_BITS": 1, "HAS_IMAGE": 1, "INIT": "images/m"}
-    assert dict(chunked.elaborate(None).submodules.ram.parameters) == {
-        "WIDTH": 100, "DEPTH": 1100, "ADDR_BITS": 11, "TILE_WIDTH": 32, "TILE_DEPTH": 512, "CHUNK": 32,
-        "CHUNK_BITS": 2, "HAS_IMAGE": 0}
-    assert "INIT" not in ParamMemory(100, 1100, None).elaborate(None).submodules.ram.parameters
-    # the refused memories exist (Amaranth counts them at creation) but are never elaborated: collect
-    # them here, where their UnusedElaboratable warning is expected, not during a later test
+    # the memories built here only to read their ports and parameters (elaborated by hand), and the
+    # refused ones, exist for Amaranth but are never part of a design: collect them here, where their
+    # UnusedElaboratable warning is expected, not during a later test
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedElaboratable)
+        whole, chunked = ParamMemory(100, 1100, "images/m"), ParamMemory(100, 1100, None, chunk=32)
+        assert [(len(m.wchunk), len(m.wdata), len(m.rdata), len(m.waddr)) for m in (whole, chunked)] == [
+            (1, 100, 100, 11), (2, 32, 100, 11)]
+        assert [len(ParamMemory(width, 40, None, chunk=128).wchunk) for width in (200, 520, 1024)] == [1, 3, 3]
+        assert dict(whole.elaborate(None).submodules.ram.parameters) == {
+            "WIDTH": 100, "DEPTH": 1100, "ADDR_BITS": 11, "TILE_WIDTH": 36, "TILE_DEPTH": 512, "CHUNK": 0,
+            "CHUNK_BITS": 1, "HAS_IMAGE": 1, "INIT": "images/m"}
+        assert dict(chunked.elaborate(None).submodules.ram.parameters) == {
+            "WIDTH": 100, "DEPTH": 1100, "ADDR_BITS": 11, "TILE_WIDTH": 32, "TILE_DEPTH": 512, "CHUNK": 32,
+            "CHUNK_BITS": 2, "HAS_IMAGE": 0}
+        assert "INIT" not in ParamMemory(100, 1100, None).elaborate(None).submodules.ram.parameters
         for message, make in [("power of two below the width", lambda: ParamMemory(100, 10, None, chunk=48)),
                               ("power of two below the width", lambda: ParamMemory(100, 10, None, chunk=128)),
                               ("has no image", lambda: ParamMemory(100, 10, "images/m", chunk=32))]:
             with pytest.raises(ValueError, match=message) as refused:
                 make()
             del refused
-            gc.collect()
+        del whole, chunked
+        gc.collect()
     with pytest.raises(ValueError, match="has no image"):
         list(tile_images(np.zeros((10, 100), dtype=np.uint8), chunk=32))
     with pytest.raises(ValueError, match="power of two"):
