@@ -114,6 +114,7 @@ class AxiEncoderSystem(wiring.Component):
         m = Module()
         m.submodules.registers = bus = self.bus
         m.submodules.encoder = core = EncoderAccelerator(self.plan, self.units)
+        registers = build_registers(self.plan, self.units, self.artifact)
         r, a = self.units.residual, self.units.attention
         for name, flow in self._bus_ports().items():
             port, inner = getattr(self, f"s_axil_{name}"), getattr(bus, name)
@@ -178,7 +179,7 @@ class AxiEncoderSystem(wiring.Component):
             m.d.comb += [core.param_in.payload.eq(self.s_axis_param_tdata),
                          core.param_in.valid.eq(self.s_axis_param_tvalid),
                          self.s_axis_param_tready.eq(core.param_in.ready)]
-            layer_beats, last_beats = (plan.unit_beats(u.name) for u in (plan.param_units[0], plan.param_units[-1]))
+            layer_beats, last_beats = registers["param_beats"], registers["param_last_beats"]
             param_beat = Signal(range(max(layer_beats, last_beats)))  # the beat within its unit
             unit = Signal(range(max(len(plan.param_units), 2)))  # the unit within its member
             with m.If(self.s_axis_param_tvalid & self.s_axis_param_tready):
@@ -197,6 +198,6 @@ class AxiEncoderSystem(wiring.Component):
                      bus.read_status.eq(sum(flag << STATUS_BITS[name] for name, flag in status.items())),
                      bus.read_cycles_low.eq(core.cycles[:32]), bus.read_cycles_high.eq(core.cycles[32:COUNTER_BITS]),
                      bus.read_stalls.eq(stalls), bus.read_sentences.eq(sentences)]
-        for name, value in build_registers(self.plan, self.units, self.artifact).items():
+        for name, value in registers.items():
             m.d.comb += getattr(bus, f"read_{name}").eq(value)
         return m

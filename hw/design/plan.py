@@ -275,6 +275,11 @@ class AcceleratorPlan:
                    for name, words in self.unit_words[unit].items())
 
     @property
+    def sentence_beats(self) -> int:
+        """Beats of the parameter stream one sentence takes: every member's units (streamed)."""
+        return self.ensemble_members * sum(self.unit_beats(u.name) for u in self.param_units)
+
+    @property
     def labels(self) -> int:
         return self.shape.labels
 

@@ -423,7 +423,7 @@ def stream_bits(plan: AcceleratorPlan) -> int:
     """Bits of the parameter stream one inference of one copy takes (0: resident parameters)."""
     if not plan.config.streamed:
         return 0
-    return plan.config.param_width * plan.ensemble_members * sum(plan.unit_beats(u.name) for u in plan.param_units)
+    return plan.config.param_width * plan.sentence_beats
 
 
 def beat_interval(point: DesignPoint, target: Device, clock_mhz: float) -> float:

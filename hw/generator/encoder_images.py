@@ -36,7 +36,7 @@ from bebert.sim.program import Member, Staircase, context_staircase
 
 from ..blocks.softmax import EXP_BITS
 from ..design.plan import AcceleratorPlan
-from ..encoder_units import EncoderUnits
+from ..encoder_units import EncoderUnits, hidden_staircases
 from .images import twos_complement_bits
 
 ENCODER_MEMORIES = ("norm", "hidden_thresholds", "exp_table", "context_thresholds")
@@ -157,7 +157,7 @@ def _norm_words(layout: EncoderLayout, member: Member) -> np.ndarray:
 
 def _hidden_threshold_words(layout: EncoderLayout, member: Member) -> np.ndarray:
     r = layout.units.residual
-    stairs = [s for layer in member.layers for s in (layer.input_stairs, layer.ffn_in_stairs)] + [member.pooler_stairs]
+    stairs = hidden_staircases(member)
     if r.shared:  # one word a staircase: its one row
         return np.concatenate([_bits(rising_thresholds(s, 1, r.levels, r.threshold_bits), r.threshold_bits)
                                for s in stairs])

@@ -112,8 +112,7 @@ def report(plan: AcceleratorPlan, tokens: int = REPORT_TOKENS, units: EncoderUni
     if cfg.streamed:
         out["param_stream"] = {"width": cfg.param_width, "beats_per_unit": {u.name: plan.unit_beats(u.name)
                                                                            for u in plan.param_units},
-                               "beats_per_sentence": plan.ensemble_members * sum(plan.unit_beats(u.name)
-                                                                                 for u in plan.param_units),
+                               "beats_per_sentence": plan.sentence_beats,
                                "cycles_assume": "a beat every cycle"}
     encoder = inference_cycles(plan, units, tokens)
     out["cycles"] = {"tokens": tokens, "per_inference": encoder.total, "pe_busy_by_step": dict(encoder.pe_busy),
