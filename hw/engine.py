@@ -30,6 +30,7 @@ from .blocks.output_unit import OutputUnit, output_unit_resources
 from .blocks.own_module import OwnModule
 from .blocks.param_memory import ParamMemory, memory_resources
 from .blocks.pe_array import PEArray, pe_array_resources
+from .blocks.word_assembler import WordAssembler, assembler_resources
 from .design.plan import MEMORIES, AcceleratorPlan
 from .resources import Resources
 
@@ -48,13 +49,6 @@ def constant_table(m: Module, name: str, values, index) -> Signal:
     signal = Signal(range(min(values + [0]), max(values + [1]) + 1), name=name)
     m.d.comb += signal.eq(Array(Const(v, signal.shape()) for v in values)[index])
     return signal
-
-
-def write_chunk(plan: AcceleratorPlan, width: int) -> int | None:
-    """Bits a write of a memory ``width`` bits wide takes: a beat of the parameter stream (streamed
-    parameters, a word wider than a beat), or a whole word."""
-    cfg = plan.config
-    return cfg.param_width if cfg.streamed and cfg.param_width < width else None
 
 
 class PEEngine:
@@ -106,16 +100,22 @@ class PEEngine:
             for name, (words, width) in plan.memory_shapes.items():
                 # streamed: the two layer slots, filled a chunk at a time, no image
                 mem = ParamMemory(width, max(words, 1), None if streamed else image_name(s, name),
-                                  chunk=write_chunk(plan, width))
+                                  chunk=plan.write_chunk(width))
                 m.submodules[f"{name}{s}"] = mem
                 self.memories[name].append(mem)
         m.submodules.buffers = self.buffers = buffers = RowBuffers(plan)
 
-        # memory read addresses: weights by the running address, parameters by job and output fold;
-        # streamed, the step's layer slot is the top address bit
+        # memory read addresses: weights by the running address, parameters by job and output fold
+        # (a threshold word by its parts, read as the fold computes: word_assembler.py); streamed,
+        # the step's layer slot's words start past the other's
         param_addr = Signal(range(max(plan.threshold_depth, plan.affine_depth) + 1))
         m.d.comb += param_addr.eq(param_base + self.out_fold)
         addresses = {"weights": self.weight_address, "thresholds": param_addr, "affine": param_addr}
+        fold = plan.threshold_fold
+        if fold > 1:
+            m.submodules.threshold_words = assembler = WordAssembler(fold, plan.threshold_word_width)
+            m.d.comb += assembler.read.eq(self.issue)
+            addresses["thresholds"] = Cat(assembler.part, param_addr)  # fold words of a fold: a power of two
         if streamed:
             for name, mem in self.memories.items():
                 m.d.comb += mem[0].raddr.eq(self.slot_address(name, addresses[name], self.slot))
@@ -124,6 +124,9 @@ class PEEngine:
             for s in range(resident):
                 m.d.comb += [self.memories[name][s].raddr.eq(addresses[name]) for name in MEMORIES]
             read = {name: Array(mem.rdata for mem in self.memories[name])[self.slot] for name in MEMORIES}
+        if fold > 1:
+            m.d.comb += assembler.rdata.eq(read["thresholds"])
+            read["thresholds"] = assembler.word
 
         # one bit plane of one input fold, masked past the row's K codes (stale or padding codes).
         # Planes run most significant first: pass ``plane`` reads bit plane planes - 1 - plane.
@@ -163,9 +166,10 @@ class PEEngine:
         ]
 
     def slot_address(self, memory: str, word: Value, slot: Value) -> Value:
-        """Streamed parameters: the address of ``word`` of layer slot ``slot`` in ``memory``."""
-        bits = (self.plan.slot_depth[memory] - 1).bit_length()
-        return Cat(word[:bits], slot)
+        """Streamed parameters: the address of ``word`` of layer slot ``slot`` in ``memory`` (slot 1's
+        words follow slot 0's)."""
+        depth = self.plan.slot_depth[memory]
+        return word + Mux(slot, depth, 0)
 
     def field(self, name: str, values) -> Signal:
         """A job-table column: the value of ``values`` (one per job) for the job at the program counter."""
@@ -199,6 +203,8 @@ def engine_resources(plan: AcceleratorPlan) -> dict[str, Resources]:
         "output_unit": output_unit_resources(plan),
         "ensemble_unit": ensemble_unit_resources(plan.labels, plan.value_bits, plan.score_bits, plan.combine),
     }
+    if plan.threshold_fold > 1:
+        blocks["threshold_words"] = assembler_resources(plan.threshold_fold, plan.threshold_word_width)
     for name, (words, width) in plan.memory_shapes.items():
-        blocks[f"{name}_memory"] = memory_resources(max(words, 1), width, write_chunk(plan, width)) * plan.memory_sets
+        blocks[f"{name}_memory"] = memory_resources(max(words, 1), width, plan.write_chunk(width)) * plan.memory_sets
     return blocks

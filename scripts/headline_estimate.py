@@ -29,14 +29,15 @@ from tqdm import tqdm
 from bebert.errors import BebertError
 from bebert.hw.design.devices import DEVICES, Assessment, Device, assess, device
 from bebert.hw.design.dims import SETTINGS
-from bebert.hw.flows.dse import (TIMING_FILE, DesignPoint, beat_interval, measured_clock, parse_model, point_cycles,
-                                 point_resources, stream_bits, traffic_bits)
+from bebert.hw.flows.dse import (TIMING_FILE, DesignPoint, beat_interval, binary_macs, measured_clock, parse_model,
+                                 point_cycles, point_resources, stream_bits, traffic_bits)
 from bebert.hw.resources import Resources, total
 
 REPO = Path(__file__).resolve().parents[1]
 HEADLINE_MODELS = ("bert-base:1-1-4:2", "bert-base:1-1-1:2", "builtin")
 FQ_BERT_PER_S = 22.8  # FQ-BERT, BERT-base W4A8, 128 tokens, ZCU102 at 214 MHz (43.9 ms)
 TARGET_PER_S = 228.0  # issue 16: ten times FQ-BERT, for BERT-base 1-1-4 x2
+BRAM_READ_BITS = {"xilinx": 72, "ecp5": 36}  # one read port's widest word: a RAMB36 (SDP), a DP16KD
 GRID = {"pe": (32, 64, 128, 256, 512), "simd": (64, 128, 256), "attention_lanes": (4, 16),
         "hidden_lanes": (8, 32), "param_width": (None, 512, 1024)}
 
@@ -55,6 +56,7 @@ class Costed:
     verdict: Assessment
     beat_interval: float
     stream_bits: int  # parameter-stream bits per inference (0: resident)
+    macs: int  # binary MACs of one inference (a bit plane's product counts once)
 
     @property
     def held(self) -> str:
@@ -80,7 +82,7 @@ def cost(spec: str, pe: int, simd: int, attention: int, hidden: int, width: int 
     blocks = point_resources(point, plan)
     verdict = assess(target, total(blocks), cycles["total"], clock_mhz, traffic_bits(point, tokens, plan))
     return Costed(spec, pe, simd, attention, hidden, width, cycles["total"], cycles["wait_causes"], blocks, verdict,
-                  interval, stream_bits(plan))
+                  interval, stream_bits(plan), binary_macs(plan, tokens))
 
 
 def best(points: list[Costed]) -> tuple[Costed, bool]:
@@ -167,8 +169,35 @@ def render(results: dict[str, tuple[Costed, bool, int]], reaches: dict[str, Cost
                      + f" | {100 * (v.bandwidth_share or 0):.0f}% | "
                      + ", ".join(f"{k} {n:,}" for k, n in sorted(p.waits.items())) + " cycles |")
     lines += ["", f"{TARGET_PER_S:g} inferences/s at {clock_mhz:g} MHz is {clock_mhz * 1e6 / TARGET_PER_S:,.0f} cycles "
-              "an inference.", ""]
+              "an inference.", ""] + target_needs(reaches, target, clock_mhz)
     return "\n".join(lines)
+
+
+def target_needs(reaches: dict[str, Costed], target: Device, clock_mhz: float) -> list[str]:
+    """What the target rate asks of this dataflow, per model: every pass of the PE array reads a
+    weight bit per MAC from block RAM (a weight word serves one bit plane of one token), so at the
+    target the array must read ``MACs / cycles`` weight bits a cycle even if it never waited, against
+    the device's block RAM read ports (each tile's widest read); and a PE array that wide costs LUTs
+    at the rate the resource model gives the grid's fastest point's array."""
+    cycles = clock_mhz * 1e6 / TARGET_PER_S
+    ceiling = target.bram * BRAM_READ_BITS[target.fabric]
+    lines = ["## What the target asks of this dataflow", "",
+             f"At {TARGET_PER_S:g} inferences/s every inference has {cycles:,.0f} cycles. The PE array reads one weight bit "
+             "from block RAM for every binary MAC (a weight word serves one bit plane of one token), so it must read "
+             f"MACs / cycles weight bits a cycle, with no cycle spent waiting; the device's block RAM reads at most "
+             f"{ceiling:,} bits a cycle ({target.bram:,} tiles x {BRAM_READ_BITS[target.fabric]} bits, one read port "
+             "each, every tile holding weights). A PE array that wide costs LUTs at the rate of the grid's fastest "
+             "point's array (the resource model).", "",
+             f"| model | binary MACs an inference | weight bits a cycle at {TARGET_PER_S:g}/s | of the block RAM read "
+             f"ceiling | PE array LUTs a MAC lane | PE array {target.units['lut']} at that width | of the device |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for spec, p in reaches.items():
+        lanes = p.macs / cycles
+        per_lane = p.blocks["pe_array"].lut / (p.pe * p.simd)
+        lines.append(f"| {spec} | {p.macs / 1e9:,.1f} G | {lanes:,.0f} | {100 * lanes / ceiling:.0f}% | {per_lane:.2f} | "
+                     f"{lanes * per_lane:,.0f} | {100 * lanes * per_lane / target.lut:.0f}% |")
+    return lines + ["", "Above 100% of the read ceiling the target needs a dataflow that reads each weight word once "
+                    "for several tokens or bit planes (weights held while the activations change), not more tiles.", ""]
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bebert.hw.design.devices import device
-from bebert.hw.flows.dse import DesignPoint, run_points
+from bebert.hw.flows.dse import DesignPoint, binary_macs, run_points
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "headline_estimate.py"
@@ -51,6 +51,12 @@ def test_reduced_grid_reports_the_fastest_fitting_point(tmp_path, monkeypatch):
     reach = next(line for line in text.split("## How far")[1].splitlines() if line.startswith("| builtin | "))
     assert f"| resident | {resident.cycles:,} |" in reach
     assert "## builtin: the fastest fitting point of 2 costed" in text
+    # what the target asks: a weight bit read a MAC, every MAC of the inference within its cycles
+    macs = binary_macs(DesignPoint("builtin", 32, 256, 0, 4, "multiplexed", True, 32, 4, 8, 512).plan(), 32)
+    bits_a_cycle = macs / (200e6 / headline.TARGET_PER_S)
+    need = next(line for line in text.split("## What the target asks")[1].splitlines() if line.startswith("| builtin | "))
+    assert need.startswith(f"| builtin | {macs / 1e9:,.1f} G | {bits_a_cycle:,.0f} | "
+                           f"{100 * bits_a_cycle / (912 * 72):.0f}% | ")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -102,8 +102,9 @@ def test_minilm_dimensions_give_the_builtin_models_shape():
 def test_design_splits_into_block_jobs(tiny_plan):
     design = design_jobs(verilog(tiny_plan), TOP)
     blocks = [block for block, _ in design.blocks]
+    assert tiny_plan.threshold_fold > 1  # its threshold words are read in parts, gathered by their block
     assert sorted(set(blocks)) == ["affine_memory", "buffers", "controller", "ensemble_unit", "output_unit", "pe_array",
-                                   "thresholds_memory", "weights_memory"]
+                                   "threshold_words", "thresholds_memory", "weights_memory"]
     assert blocks.count("weights_memory") == 2  # one per resident member ...
     weights = [design.jobs[k] for b, k in design.blocks if b == "weights_memory"]
     assert weights[0].key == weights[1].key  # ... synthesized once

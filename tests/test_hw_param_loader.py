@@ -101,8 +101,9 @@ def test_loader_takes_nothing_after_the_sentence():
 
 
 def test_streamed_plan_layout_matches_the_resident_images():
-    """BERT-base's units: each layer alone, the head with the last layer; slots a power of two deep;
-    a unit's words are the resident member's, from the unit's start."""
+    """BERT-base's units: each layer alone, the head with the last layer; slots as deep as the
+    largest unit; a unit's words are the resident member's, from the unit's start (threshold words
+    counted in words of a full fold: each plan folds them as its memory is cheapest)."""
     shape = model_shape("bert-base:1-1-4:2")
     streamed = AcceleratorPlan(HardwareConfig(64, 64, None, 4, 256), shape)
     resident = AcceleratorPlan(HardwareConfig(64, 64, None, 4), shape)
@@ -110,11 +111,15 @@ def test_streamed_plan_layout_matches_the_resident_images():
     assert names == [f"layer{i}" for i in range(11)] + ["layer11+head"]
     assert sum(len(u.jobs) for u in streamed.param_units) == len(resident.jobs)
     for name in MEMORIES:
-        most = max(w[name] for w in streamed.unit_words.values())
+        fold = {"thresholds": (streamed.threshold_fold, resident.threshold_fold)}.get(name, (1, 1))
         depth = streamed.slot_depth[name]
-        assert depth >= most and depth & (depth - 1) == 0 and depth < 2 * most
-        assert streamed.memory_shapes[name] == (2 * depth, resident.memory_shapes[name][1])
-        assert sum(w[name] for w in streamed.unit_words.values()) == resident.memory_shapes[name][0]
+        assert depth == max(w[name] for w in streamed.unit_words.values())
+        assert streamed.memory_shapes[name][0] == 2 * depth
+        assert (sum(w[name] for w in streamed.unit_words.values()) // fold[0]
+                == resident.memory_shapes[name][0] // fold[1])
+    for plan in (streamed, resident):  # a threshold word's parts, each as wide as the memory
+        assert plan.threshold_word_width * plan.threshold_fold >= plan.threshold_width
+        assert plan.memory_shapes["thresholds"][1] == plan.threshold_word_width
     for unit in streamed.param_units:  # a unit's jobs sit where the resident layout has them, shifted
         first = unit.jobs[0].name
         for job in unit.jobs:

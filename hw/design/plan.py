@@ -31,6 +31,7 @@ from bebert.sim.fixed import MULT_BITS
 from bebert.sim.gemm import accumulator_bits
 from bebert.sim.program import Codes, Linear, Member
 
+from ..resources import block_ram_grid
 from .config import ConfigError, HardwareConfig
 
 SHIFT_BITS = 7  # the affine outputs' right shift S (< 128)
@@ -216,7 +217,10 @@ class AcceleratorPlan:
             raise ConfigError(f"--pe {cfg.pe} is below the model's {self.labels} labels; the ensemble unit "
                               "takes all logits in one fold.")
         # memory layout: each job's words, one after another, in schedule order: a member's jobs
-        # (resident), or a parameter unit's (streamed: each unit from the start of its layer slot)
+        # (resident), or a parameter unit's (streamed: each unit from the start of its layer slot).
+        # A job's threshold words are ``threshold_fold`` memory words an output fold; ``param_base``
+        # counts output folds (the fold's words follow from it, engine.py)
+        fold = {"weights": 1, "thresholds": self.threshold_fold, "affine": 1}
         self.weight_base, self.param_base = {}, {}
         self.unit_words: dict[str, dict[str, int]] = {}
         for unit in self.param_units:
@@ -225,16 +229,49 @@ class AcceleratorPlan:
                 self.weight_base[job.name] = words["weights"]
                 words["weights"] += self.out_folds(job) * self.in_folds(job)
                 kind = "affine" if job.affine else "thresholds"
-                self.param_base[job.name] = words[kind]
-                words[kind] += self.out_folds(job)
+                self.param_base[job.name] = words[kind] // fold[kind]
+                words[kind] += self.out_folds(job) * fold[kind]
             self.unit_words[unit.name] = words
-        if cfg.streamed:  # two slots of a power of two words each: a slot is the address's top bit
-            self.slot_depth = {name: 1 << max(0, max(w[name] for w in self.unit_words.values()) - 1).bit_length()
-                               for name in MEMORIES}
+        if cfg.streamed:  # two slots of the largest unit's words each: slot 1 starts where slot 0 ends
+            self.slot_depth = {name: max(w[name] for w in self.unit_words.values()) for name in MEMORIES}
             depths = {name: 2 * self.slot_depth[name] for name in MEMORIES}
         else:
             self.slot_depth, depths = None, self.unit_words[self.param_units[0].name]
         self.weight_depth, self.threshold_depth, self.affine_depth = (depths[name] for name in MEMORIES)
+
+    @cached_property
+    def threshold_fold(self) -> int:
+        """Memory words a threshold word is read in: 2^f sub-words of ``threshold_word_width`` bits,
+        read one a cycle as the fold computes (so never more than the fewest passes of an output
+        fold that any threshold job makes, and the output unit sees the whole word at the fold's end,
+        engine.py). The fold is the one whose memory takes the fewest block RAM tiles, then the
+        fewest LUTs, then the smallest: a wide word of few words (PE x levels x 2 x T bits, often
+        ten thousand and more, a few hundred words a layer) fills its tiles' width and wastes their
+        depth; folded, the same bits fill both."""
+        passes = [self.out_passes(j) for j in self.jobs if not j.affine]
+        if not passes:
+            return 1
+        folds_of_unit = [sum(self.out_folds(j) for j in u.jobs if not j.affine) for u in self.param_units]
+        sets = 2 if self.config.streamed else 1
+
+        def cost(fold: int) -> tuple[float, float, int]:
+            width = math.ceil(self.threshold_width / fold)
+            depth = max(1, sets * max(folds_of_unit) * fold)
+            _, tiles = block_ram_grid(depth, width, self.write_chunk(width))
+            return tiles.bram36 + tiles.bram18 / 2, tiles.lut, fold
+
+        folds = [1 << f for f in range(min(passes).bit_length()) if 1 << f <= self.threshold_width]
+        return min(folds, key=cost)
+
+    def out_passes(self, job: MatrixJob) -> int:
+        """Cycles the PE array computes one output fold of ``job`` in: a pass per input fold and plane."""
+        return self.in_folds(job) * job.planes
+
+    def write_chunk(self, width: int) -> int | None:
+        """Bits a write of a memory ``width`` bits wide takes: a beat of the parameter stream (streamed
+        parameters, a word wider than a beat), or a whole word."""
+        cfg = self.config
+        return cfg.param_width if cfg.streamed and cfg.param_width < width else None
 
     # ---- shapes ---------------------------------------------------------------------------------
     @cached_property
@@ -345,6 +382,11 @@ class AcceleratorPlan:
         return self.config.pe * self.levels * 2 * self.threshold_bits
 
     @property
+    def threshold_word_width(self) -> int:
+        """Bits of one threshold memory word: a threshold word's ``threshold_fold``-th part."""
+        return math.ceil(self.threshold_width / self.threshold_fold)
+
+    @property
     def affine_lane_bits(self) -> int:
         return MULT_BITS + self.bias_bits
 
@@ -357,13 +399,13 @@ class AcceleratorPlan:
         """(words, bits per word) of each parameter memory of one set (``memory_sets``): a resident
         member's, or the two layer slots of streamed parameters."""
         return {"weights": (self.weight_depth, self.weight_width),
-                "thresholds": (self.threshold_depth, self.threshold_width),
+                "thresholds": (self.threshold_depth, self.threshold_word_width),
                 "affine": (self.affine_depth, self.affine_width)}
 
     @property
     def load_width(self) -> int:
         """The parameter load stream carries one word of any of the three memories per beat."""
-        return max(self.weight_width, self.threshold_width, self.affine_width)
+        return max(width for _, width in self.memory_shapes.values())
 
     @cached_property
     def input_buffer_codes(self) -> int:

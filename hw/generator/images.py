@@ -5,9 +5,11 @@ Three memories per resident member, one word per output fold (thresholds, affine
 
 * **weights**, PE x SIMD bits: lane p's SIMD bits at [p*SIMD, (p+1)*SIMD), bit s = weight
   (o*PE + p, i*SIMD + s), 1 for +1; rows and columns past the matrix are 0.
-* **thresholds**, PE x levels x 2 x T bits: lane p, level l at ((p*levels + l)*2)*T: the rising
-  threshold ``up`` then the falling one ``down`` (docs/datapath.md, "Staircases"), two's
-  complement, clamped to one past the accumulator's range where a level is never reached.
+* **thresholds**, a word of PE x levels x 2 x T bits a fold: lane p, level l at ((p*levels + l)*2)*T:
+  the rising threshold ``up`` then the falling one ``down`` (docs/datapath.md, "Staircases"), two's
+  complement, clamped to one past the accumulator's range where a level is never reached; held as
+  ``threshold_fold`` memory words of ``threshold_word_width`` bits, the word's bits in order (part p
+  its bits from p x the part's width), zero past its end.
 * **affine**, SHIFT_BITS + PE x (MULT_BITS + B) bits: the shift S, then per lane the multiplier
   M_c (unsigned) and the bias B_c (two's complement): y = round_shift(acc * M_c, S) + B_c.
 
@@ -58,8 +60,11 @@ def _threshold_words(plan: AcceleratorPlan, member: int, job: MatrixJob) -> np.n
     up[:job.rows, :used] = np.minimum(np.broadcast_to(stairs.up[:, :used], (job.rows, used)), bound + 1)
     down[:job.rows, :used] = np.maximum(np.broadcast_to(stairs.down[:, :used], (job.rows, used)), -bound - 1)
     pairs = np.stack([up, down], axis=-1)  # (lanes, levels, 2)
-    bits = twos_complement_bits(pairs, width)
-    return bits.reshape(plan.out_folds(job), pe * levels * 2 * width)
+    bits = twos_complement_bits(pairs, width).reshape(plan.out_folds(job), plan.threshold_width)
+    fold, part = plan.threshold_fold, plan.threshold_word_width
+    parts = np.zeros((plan.out_folds(job), fold * part), dtype=np.uint8)
+    parts[:, :plan.threshold_width] = bits
+    return parts.reshape(plan.out_folds(job) * fold, part)
 
 
 def _affine_words(plan: AcceleratorPlan, member: int, job: MatrixJob) -> np.ndarray:
@@ -140,6 +145,6 @@ def job_images(plan: AcceleratorPlan, member: int, jobs) -> MemoryImages:
 
     return MemoryImages(
         weights=stack([_weight_words(plan, member, j) for j in jobs], plan.weight_width),
-        thresholds=stack([_threshold_words(plan, member, j) for j in jobs if not j.affine], plan.threshold_width),
+        thresholds=stack([_threshold_words(plan, member, j) for j in jobs if not j.affine], plan.threshold_word_width),
         affine=stack([_affine_words(plan, member, j) for j in jobs if j.affine], plan.affine_width),
     )
