@@ -23,9 +23,11 @@ from bebert.errors import BebertError, run_command
 ACCURACY_REPORT = "results/bebert-2026-11.md"
 
 
+DEFAULT_PARAM_WIDTH = 128  # bits a beat of the parameter stream when --param-width is given without a width
 PARAM_WIDTH_HELP = ("stream every layer's parameters in through a parameter stream of this many bits (32 to 1024, "
-                    "a power of two), into two layer slots while the layer before computes, instead of holding "
-                    "every member resident (the encoder on chip; default: resident)")
+                    f"a power of two; {DEFAULT_PARAM_WIDTH} when the option is given without a width), into two layer "
+                    "slots while the layer before computes, instead of holding every member resident (the encoder "
+                    "on chip; default: resident)")
 
 def _load(args):
     from bebert.builtin import BUILTIN_DIR
@@ -428,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", type=int, help="members resident on chip (default: all of the ensemble; "
                                                "fewer stream their parameters in before they run)")
     p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
-    p.add_argument("--param-width", type=int, help=PARAM_WIDTH_HELP)
+    p.add_argument("--param-width", type=int, nargs="?", const=DEFAULT_PARAM_WIDTH, metavar="W", help=PARAM_WIDTH_HELP)
     p.add_argument("--tokens", type=int, default=32, help="sentence length of the report's cycle counts (default 32)")
     p.add_argument("--max-tokens", type=int, default=128, help="the longest sentence the build takes (default 128)")
     p.add_argument("--attention-lanes", type=int, default=4, help="keys a cycle in the attention units and softmax, "
@@ -450,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simd", type=int, default=64, help="input bits per lane per cycle (default 64)")
     p.add_argument("--members", type=int, help="members resident on chip (default: all)")
     p.add_argument("--act-bits", type=int, help="widest activation code of the PE array (default: the model's)")
-    p.add_argument("--param-width", type=int, help=PARAM_WIDTH_HELP)
+    p.add_argument("--param-width", type=int, nargs="?", const=DEFAULT_PARAM_WIDTH, metavar="W", help=PARAM_WIDTH_HELP)
     p.add_argument("--beat-interval", type=int, default=1, help="with --param-width: the testbench's parameter "
                    "source offers a beat this many cycles after the one before (default 1, a beat a cycle)")
     p.add_argument("--sentences", type=int, default=4, help="first N dev sentences of the artifact's task (default 4)")

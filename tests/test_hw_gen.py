@@ -278,19 +278,19 @@ def test_cosim_command_on_a_real_dev_sentence(tiny, tmp_path, glue_dir):
 
 
 def test_streamed_gen_writes_no_member_images(tmp_path):
-    """``gen --param-width``: the two layer slots have no images (their words come on the parameter
-    stream), the encoder's constants keep theirs for both members; the report gives the stream's beats
-    per unit and the cycles of the schedule's model with a beat a cycle."""
+    """``gen --param-width`` (no width: 128 bits a beat): the two layer slots have no images (their words
+    come on the parameter stream), the encoder's constants keep theirs for both members; the report
+    gives the stream's beats per unit and the cycles of the schedule's model with a beat a cycle."""
     from bebert.hw.generator.param_stream import sentence_beats
 
     out = tmp_path / "accelerator"
-    result = hw("gen", "--pe", 64, "--param-width", 256, "--max-tokens", 32, "--out", out)
+    result = hw("gen", "--pe", 64, "--param-width", "--max-tokens", 32, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert "layers streamed 256 bits a beat into two slots" in result.stdout
+    assert "layers streamed 128 bits a beat into two slots" in result.stdout
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
         f"encoder_{m}" for m in ("norm", "hidden_thresholds", "exp_table", "context_thresholds"))
     report = yaml.safe_load((out / REPORT_FILE).read_text())
-    plan = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(64, 64, None, 4, 256))
+    plan = plan_for(load_simulation(BUILTIN_DIR), HardwareConfig(64, 64, None, 4, 128))
     assert report["param_stream"]["beats_per_sentence"] == len(sentence_beats(plan))
     assert report["memories_per_set"]["weights"]["words"] == 2 * plan.slot_depth["weights"]
     assert report["cycles"]["per_inference"] == inference_cycles(plan, encoder_units(plan, 32, 4, 8), 32).total
